@@ -1,0 +1,413 @@
+//! Hashing and signatures (DESIGN §2).
+//!
+//! Keys are made and used for signing with `ed25519-dalek`; every verification goes through
+//! `ed25519-consensus` (ZIP-215), so single and batch verification accept exactly the same
+//! signatures and no two parts of the system can disagree on a signature's validity.
+//! Randomness never enters this crate: keys come from seeds the caller draws, and batch
+//! verification derives its coefficients from the batch itself (see [`SignatureBatch`]).
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use sha2::{Digest, Sha256};
+use std::fmt;
+
+/// A SHA-256 digest.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, BorshSerialize, BorshDeserialize)]
+pub struct Hash(pub [u8; 32]);
+
+impl Hash {
+    pub const ZERO: Hash = Hash([0; 32]);
+
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    pub fn from_hex(s: &str) -> Result<Self, hex::FromHexError> {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(s, &mut out)?;
+        Ok(Hash(out))
+    }
+}
+
+impl fmt::Debug for Hash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", &self.to_hex()[..16])
+    }
+}
+
+impl fmt::Display for Hash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+/// SHA-256 of one byte string.
+pub fn sha256(data: &[u8]) -> Hash {
+    Hash(Sha256::digest(data).into())
+}
+
+/// SHA-256 of several byte strings concatenated, without building the concatenation.
+pub fn sha256_concat(parts: &[&[u8]]) -> Hash {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part);
+    }
+    Hash(hasher.finalize().into())
+}
+
+/// An Ed25519 public key. It is also the address of an account, a device and a validator.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize)]
+pub struct PublicKey(pub [u8; 32]);
+
+/// Accounts, devices and validators are all named by their public key.
+pub type Address = PublicKey;
+
+impl PublicKey {
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    pub fn from_hex(s: &str) -> Result<Self, hex::FromHexError> {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(s, &mut out)?;
+        Ok(PublicKey(out))
+    }
+}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "pk:{}", &self.to_hex()[..12])
+    }
+}
+
+impl fmt::Display for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+/// An Ed25519 signature (R ‖ s).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize)]
+pub struct Signature(pub [u8; 64]);
+
+impl fmt::Debug for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "sig:{}", hex::encode(&self.0[..8]))
+    }
+}
+
+/// An X25519 public key, used to wrap data keys for a reader (DESIGN §4).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize)]
+pub struct EncryptionKey(pub [u8; 32]);
+
+impl fmt::Debug for EncryptionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "x25519:{}", hex::encode(&self.0[..6]))
+    }
+}
+
+/// Why a signature was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    /// The public key bytes are not a valid curve point encoding.
+    #[error("malformed public key {0:?}")]
+    MalformedKey(PublicKey),
+    /// The signature does not verify under the key for the message.
+    #[error("invalid signature by {0:?}")]
+    Invalid(PublicKey),
+    /// At least one signature of a batch is invalid (the batch does not say which).
+    #[error("batch of {0} signatures did not verify")]
+    BatchInvalid(usize),
+}
+
+/// An Ed25519 signing key. Never serialised by this crate except through [`SigningKey::to_seed`].
+#[derive(Clone)]
+pub struct SigningKey(ed25519_dalek::SigningKey);
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SigningKey({:?})", self.public_key())
+    }
+}
+
+impl SigningKey {
+    /// The key whose secret seed is `seed` (32 bytes the caller drew from a CSPRNG).
+    pub fn from_seed(seed: [u8; 32]) -> Self {
+        SigningKey(ed25519_dalek::SigningKey::from_bytes(&seed))
+    }
+
+    pub fn to_seed(&self) -> [u8; 32] {
+        self.0.to_bytes()
+    }
+
+    pub fn public_key(&self) -> PublicKey {
+        PublicKey(self.0.verifying_key().to_bytes())
+    }
+
+    pub fn sign(&self, message: &[u8]) -> Signature {
+        use ed25519_dalek::Signer;
+        Signature(self.0.sign(message).to_bytes())
+    }
+}
+
+/// The two keys of an account: Ed25519 for signing txs, X25519 for receiving wrapped data keys.
+#[derive(Clone)]
+pub struct AccountKeys {
+    pub signing: SigningKey,
+    encryption: x25519_dalek::StaticSecret,
+}
+
+impl fmt::Debug for AccountKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccountKeys")
+            .field("address", &self.address())
+            .field("encryption", &self.encryption_key())
+            .finish()
+    }
+}
+
+impl AccountKeys {
+    pub fn from_seeds(signing_seed: [u8; 32], encryption_seed: [u8; 32]) -> Self {
+        AccountKeys {
+            signing: SigningKey::from_seed(signing_seed),
+            encryption: x25519_dalek::StaticSecret::from(encryption_seed),
+        }
+    }
+
+    /// Both keys derived from one 32-byte master seed (domain-separated), for backups that
+    /// are a single secret.
+    pub fn from_master_seed(master: [u8; 32]) -> Self {
+        let signing = sha256_concat(&[b"medledger/key/ed25519", &master]).0;
+        let encryption = sha256_concat(&[b"medledger/key/x25519", &master]).0;
+        Self::from_seeds(signing, encryption)
+    }
+
+    pub fn address(&self) -> Address {
+        self.signing.public_key()
+    }
+
+    pub fn encryption_key(&self) -> EncryptionKey {
+        EncryptionKey(x25519_dalek::PublicKey::from(&self.encryption).to_bytes())
+    }
+
+    pub fn encryption_secret(&self) -> &x25519_dalek::StaticSecret {
+        &self.encryption
+    }
+
+    pub fn sign(&self, message: &[u8]) -> Signature {
+        self.signing.sign(message)
+    }
+}
+
+/// Verifies one signature under ZIP-215 rules.
+pub fn verify_signature(key: &PublicKey, message: &[u8], signature: &Signature) -> Result<(), SignatureError> {
+    let vk = ed25519_consensus::VerificationKey::try_from(key.0).map_err(|_| SignatureError::MalformedKey(*key))?;
+    vk.verify(&ed25519_consensus::Signature::from(signature.0), message)
+        .map_err(|_| SignatureError::Invalid(*key))
+}
+
+/// Verifies many signatures at once; accepts exactly the set [`verify_signature`] accepts.
+///
+/// The batch's random coefficients are derived by hashing every queued item: a forger would
+/// have to fix all signatures before learning the coefficients, which is what randomness
+/// buys, and the crate stays free of an entropy source (it must run identically in wasm).
+#[derive(Default)]
+pub struct SignatureBatch {
+    verifier: ed25519_consensus::batch::Verifier,
+    transcript: Sha256,
+    len: usize,
+}
+
+impl fmt::Debug for SignatureBatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SignatureBatch({} queued)", self.len)
+    }
+}
+
+impl SignatureBatch {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn queue(&mut self, key: &PublicKey, message: &[u8], signature: &Signature) {
+        self.transcript.update(key.0);
+        self.transcript.update(signature.0);
+        self.transcript.update((message.len() as u64).to_le_bytes());
+        self.transcript.update(message);
+        let item = ed25519_consensus::batch::Item::from((
+            ed25519_consensus::VerificationKeyBytes::from(key.0),
+            ed25519_consensus::Signature::from(signature.0),
+            &message,
+        ));
+        self.verifier.queue(item);
+        self.len += 1;
+    }
+
+    pub fn verify(self) -> Result<(), SignatureError> {
+        let len = self.len;
+        if len == 0 {
+            return Ok(());
+        }
+        let seed: [u8; 32] = self.transcript.finalize().into();
+        self.verifier
+            .verify(TranscriptRng::new(seed))
+            .map_err(|_| SignatureError::BatchInvalid(len))
+    }
+}
+
+/// SHA-256 in counter mode over a seed; only ever used for batch coefficients.
+struct TranscriptRng {
+    seed: [u8; 32],
+    counter: u64,
+    buffer: [u8; 32],
+    used: usize,
+}
+
+impl TranscriptRng {
+    fn new(seed: [u8; 32]) -> Self {
+        TranscriptRng { seed, counter: 0, buffer: [0; 32], used: 32 }
+    }
+}
+
+impl rand_core::RngCore for TranscriptRng {
+    fn next_u32(&mut self) -> u32 {
+        let mut b = [0u8; 4];
+        self.fill_bytes(&mut b);
+        u32::from_le_bytes(b)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        let mut b = [0u8; 8];
+        self.fill_bytes(&mut b);
+        u64::from_le_bytes(b)
+    }
+
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        for byte in dest.iter_mut() {
+            if self.used == 32 {
+                self.buffer = sha256_concat(&[&self.seed, &self.counter.to_le_bytes()]).0;
+                self.counter += 1;
+                self.used = 0;
+            }
+            *byte = self.buffer[self.used];
+            self.used += 1;
+        }
+    }
+
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+        self.fill_bytes(dest);
+        Ok(())
+    }
+}
+
+impl rand_core::CryptoRng for TranscriptRng {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unhex<const N: usize>(s: &str) -> [u8; N] {
+        hex::decode(s).unwrap().try_into().unwrap()
+    }
+
+    /// RFC 8032 §7.1, TEST 1–3 and TEST SHA(abc).
+    const RFC8032: &[(&str, &str, &str, &str)] = &[
+        (
+            "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
+            "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a",
+            "",
+            "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b",
+        ),
+        (
+            "4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb",
+            "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c",
+            "72",
+            "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00",
+        ),
+        (
+            "c5aa8df43f9f837bedb7442f31dcb7b166d38535076f094b85ce3a2e0b4458f7",
+            "fc51cd8e6218a1a38da47ed00230f0580816ed13ba3303ac5deb911548908025",
+            "af82",
+            "6291d657deec24024827e69c3abe01a30ce548a284743a445e3680d7db5ac3ac18ff9b538d16f290ae67f760984dc6594a7c15e9716ed28dc027beceea1ec40a",
+        ),
+        (
+            "833fe62409237b9d62ec77587520911e9a759cec1d19755b7da901b96dca3d42",
+            "ec172b93ad5e563bf4932c70e1245034c35467ef2efd4d64ebf819683467e2bf",
+            "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f",
+            "dc2a4459e7369633a52b1bf277839a00201009a3efbf3ecb69bea2186c26b58909351fc9ac90b3ecfdfbc7c66431e0303dca179c138ac17ad9bef1177331a704",
+        ),
+    ];
+
+    #[test]
+    fn rfc8032_vectors_sign_and_verify() {
+        for (sk, pk, msg, sig) in RFC8032 {
+            let key = SigningKey::from_seed(unhex(sk));
+            assert_eq!(key.public_key().0, unhex::<32>(pk));
+            let msg = hex::decode(msg).unwrap();
+            let signature = key.sign(&msg);
+            assert_eq!(signature.0, unhex::<64>(sig));
+            verify_signature(&key.public_key(), &msg, &signature).unwrap();
+            let mut batch = SignatureBatch::new();
+            batch.queue(&key.public_key(), &msg, &signature);
+            batch.verify().unwrap();
+        }
+    }
+
+    #[test]
+    fn tampered_signature_is_refused_single_and_batch() {
+        let (sk, pk, msg, sig) = RFC8032[1];
+        let pk = PublicKey(unhex(pk));
+        let msg = hex::decode(msg).unwrap();
+        let _ = sk;
+        for bit in [0usize, 7, 255, 300, 511] {
+            let mut bad = Signature(unhex(sig));
+            bad.0[bit / 8] ^= 1 << (bit % 8);
+            assert!(verify_signature(&pk, &msg, &bad).is_err(), "bit {bit}");
+            let mut batch = SignatureBatch::new();
+            batch.queue(&pk, &msg, &Signature(unhex(sig)));
+            batch.queue(&pk, &msg, &bad);
+            assert_eq!(batch.verify(), Err(SignatureError::BatchInvalid(2)));
+        }
+    }
+
+    #[test]
+    fn wrong_message_is_refused() {
+        let key = SigningKey::from_seed([7; 32]);
+        let signature = key.sign(b"consent");
+        assert_eq!(
+            verify_signature(&key.public_key(), b"consenT", &signature),
+            Err(SignatureError::Invalid(key.public_key()))
+        );
+    }
+
+    #[test]
+    fn account_keys_are_deterministic_and_distinct() {
+        let a = AccountKeys::from_master_seed([1; 32]);
+        let b = AccountKeys::from_master_seed([1; 32]);
+        let c = AccountKeys::from_master_seed([2; 32]);
+        assert_eq!(a.address(), b.address());
+        assert_eq!(a.encryption_key(), b.encryption_key());
+        assert_ne!(a.address(), c.address());
+        assert_ne!(a.address().0, a.encryption_key().0);
+    }
+
+    #[test]
+    fn sha256_known_answer() {
+        assert_eq!(
+            sha256(b"abc").to_hex(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(sha256_concat(&[b"a", b"bc"]), sha256(b"abc"));
+    }
+}

@@ -1,0 +1,56 @@
+//! Running external commands: each one is printed before it runs (`$ cargo test --workspace`),
+//! and a non-zero exit becomes an error that names the command.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+
+/// The workspace root: the parent of this crate's directory.
+pub fn root() -> PathBuf {
+    let xtask_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    xtask_dir
+        .parent()
+        .expect("xtask lives inside the workspace")
+        .to_path_buf()
+}
+
+/// A command from a line such as `"cargo test --workspace"`, run from the workspace root.
+/// The line is split on whitespace; there is no shell and no quoting.
+pub fn new(line: &str) -> Command {
+    let mut words = line.split_whitespace();
+    let mut cmd = Command::new(words.next().expect("a command line names a program"));
+    cmd.args(words).current_dir(root());
+    cmd
+}
+
+/// Prints the command, runs it with inherited output, and fails if it exits non-zero.
+pub fn run(cmd: &mut Command) -> Result<()> {
+    let shown = display(cmd);
+    println!("$ {shown}");
+    let status = cmd
+        .status()
+        .with_context(|| format!("could not start `{shown}`"))?;
+    if !status.success() {
+        bail!("`{shown}` failed ({status})");
+    }
+    Ok(())
+}
+
+/// Runs the command silently and returns its stdout if it exits zero (for presence checks).
+pub fn stdout(cmd: &mut Command) -> Option<String> {
+    let out = cmd.stderr(Stdio::null()).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The command as a shell user would type it, with any environment it sets in front.
+fn display(cmd: &Command) -> String {
+    let envs = cmd
+        .get_envs()
+        .filter_map(|(k, v)| Some(format!("{}={}", k.to_string_lossy(), v?.to_string_lossy())));
+    let program = std::iter::once(cmd.get_program().to_string_lossy().into_owned());
+    let args = cmd.get_args().map(|a| a.to_string_lossy().into_owned());
+    envs.chain(program).chain(args).collect::<Vec<_>>().join(" ")
+}

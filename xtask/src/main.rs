@@ -1,0 +1,84 @@
+//! `cargo xtask`: the developer and CI entry points for Medledger (DESIGN §1).
+//!
+//! Each subcommand is a short list of commands, printed as they run, so what it does is never
+//! hidden: read its module, or watch its output.
+
+mod bench;
+mod cmd;
+mod demo;
+mod setup;
+mod test;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Medledger developer tasks: set up a machine, run the tests, the demo and the benchmarks.
+///
+/// New here? `cargo xtask demo` runs the system, `cargo xtask test` runs every check. Each task
+/// prints every command before it runs it, so you can copy and rerun any step by hand.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Install the tools the project needs, skipping any already present.
+    ///
+    /// Installs the rustfmt and clippy components and the wasm32-unknown-unknown target.
+    /// Safe to run again: it prints "ok: X already present" for what is there.
+    Setup {
+        /// Also install the browser toolchain: trunk 0.21.14, wasm-bindgen-cli 0.2.108,
+        /// wasm-pack, Debian chromium + chromium-driver (apt-get, needs root) and npm
+        /// playwright-core. Off by default: nothing uses them yet; the dashboard will.
+        #[arg(long)]
+        browser: bool,
+    },
+    /// Set up, then run every check CI runs.
+    ///
+    /// Steps: cargo fmt --check, clippy with warnings as errors, all native tests (property
+    /// tests included), and a wasm32 build of the ledger. Every step runs even if one fails;
+    /// the last line is `N passed, M failed`.
+    Test {
+        /// Do not run `setup` first.
+        #[arg(long)]
+        skip_setup: bool,
+    },
+    /// Set up, then run the system locally.
+    ///
+    /// For now this runs an in-process scenario through the ledger
+    /// (ledger/examples/scenario.rs). The networked demo, with validator nodes, a relay and
+    /// the dashboard, arrives with later issues.
+    Demo,
+    /// Run the ledger benchmarks, then the anchor benchmark on the same machine.
+    ///
+    /// The anchor is tendermint-rs's light-client verifier (../shared/anchor-bench, skipped if
+    /// absent), so both tables come from one run under the same load.
+    /// Example: `cargo xtask bench -- --quick`.
+    Bench {
+        /// Skip the anchor benchmark.
+        #[arg(long)]
+        no_anchor: bool,
+        /// Extra arguments for the ledger bench binary, after `--`.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let result = match Cli::parse().task {
+        Task::Setup { browser } => setup::run(browser),
+        Task::Test { skip_setup } => test::run(skip_setup),
+        Task::Demo => demo::run(),
+        Task::Bench { no_anchor, args } => bench::run(no_anchor, &args),
+    };
+    // Print the error chain ourselves: a backtrace of xtask itself would only hide it.
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,103 @@
+//! `cargo xtask setup`: install what the project needs, skipping what is already there.
+//!
+//! Each [`Tool`] says how to tell it is present and how to install it. Running setup twice
+//! installs nothing the second time.
+
+use anyhow::{bail, Result};
+
+use crate::cmd;
+
+/// One thing the project needs on the machine.
+struct Tool {
+    name: &'static str,
+    present: fn() -> bool,
+    /// Command lines run in order, from the workspace root, when the tool is missing.
+    install: &'static [&'static str],
+}
+
+/// Needed by `cargo xtask test` and `demo` today.
+const BASE: &[Tool] = &[
+    Tool {
+        name: "rustfmt",
+        present: || succeeds("cargo fmt --version"),
+        install: &["rustup component add rustfmt"],
+    },
+    Tool {
+        name: "clippy",
+        present: || succeeds("cargo clippy --version"),
+        install: &["rustup component add clippy"],
+    },
+    Tool {
+        name: "rustup target wasm32-unknown-unknown",
+        present: || {
+            let installed = cmd::stdout(&mut cmd::new("rustup target list --installed"));
+            installed.is_some_and(|out| out.lines().any(|l| l.trim() == "wasm32-unknown-unknown"))
+        },
+        install: &["rustup target add wasm32-unknown-unknown"],
+    },
+];
+
+/// For the dashboard and its browser tests (`setup --browser`); nothing uses these yet.
+const BROWSER: &[Tool] = &[
+    Tool {
+        name: "trunk 0.21.14",
+        present: || prints("trunk --version", "0.21.14"),
+        install: &["cargo install --locked trunk@0.21.14"],
+    },
+    Tool {
+        name: "wasm-bindgen-cli 0.2.108",
+        present: || prints("wasm-bindgen --version", "0.2.108"),
+        install: &["cargo install --locked wasm-bindgen-cli@0.2.108"],
+    },
+    Tool {
+        name: "wasm-pack",
+        present: || succeeds("wasm-pack --version"),
+        install: &["cargo install --locked wasm-pack"],
+    },
+    Tool {
+        name: "chromium + chromium-driver (apt)",
+        present: || succeeds("chromium --version") && succeeds("chromedriver --version"),
+        install: &["apt-get update", "apt-get install -y chromium chromium-driver"],
+    },
+    Tool {
+        name: "playwright-core (npm)",
+        present: || {
+            cmd::root()
+                .join("node_modules/playwright-core/package.json")
+                .is_file()
+        },
+        install: &["npm install --no-save --no-package-lock playwright-core"],
+    },
+];
+
+/// Installs every missing base tool, and the browser tools too if `browser` is set.
+pub fn run(browser: bool) -> Result<()> {
+    let extra = if browser { BROWSER } else { &[] };
+    for tool in BASE.iter().chain(extra) {
+        if (tool.present)() {
+            println!("ok: {} already present", tool.name);
+            continue;
+        }
+        println!("installing {}", tool.name);
+        for line in tool.install {
+            cmd::run(&mut cmd::new(line))?;
+        }
+        if !(tool.present)() {
+            bail!(
+                "{} is still missing after installing it (is ~/.cargo/bin on PATH?)",
+                tool.name
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Whether the command line runs and exits zero.
+fn succeeds(line: &str) -> bool {
+    cmd::stdout(&mut cmd::new(line)).is_some()
+}
+
+/// Whether the command line exits zero and its output contains `text`.
+fn prints(line: &str, text: &str) -> bool {
+    cmd::stdout(&mut cmd::new(line)).is_some_and(|out| out.contains(text))
+}
