@@ -237,7 +237,8 @@ mod tests {
     ];
     // proof/verify_test.go `inclusionProofs` (leaf numbers there are 1-based): leaf index, tree
     // size, and the path as (level, index) into NODES; the hashes are the ones listed there.
-    const PATHS: [(usize, usize, &[(usize, usize)]); 5] = [
+    type NodeAt = (usize, usize);
+    const PATHS: [(usize, usize, &[NodeAt]); 5] = [
         (0, 1, &[]),
         (0, 8, &[(0, 1), (1, 1), (2, 1)]),
         (5, 8, &[(0, 4), (1, 3), (2, 0)]),
@@ -309,18 +310,25 @@ mod tests {
 
     #[test]
     fn out_of_range_and_empty() {
-        let leaves = leaves();
+        let (index, tree_size) = (8, 8);
         assert_eq!(
-            prove_inclusion(&leaves, 8),
-            Err(MerkleError::IndexOutOfRange {
-                index: 8,
-                tree_size: 8
-            })
+            prove_inclusion(&leaves(), 8),
+            Err(MerkleError::IndexOutOfRange { index, tree_size })
         );
         assert!(prove_inclusion::<Vec<u8>>(&[], 0).is_err());
         assert!(proof(0, 0, vec![]).verify(&h(ROOTS[0]), b"").is_err());
-        let huge = proof(u64::MAX - 1, u64::MAX, vec![Hash::ZERO; 64]);
-        assert!(huge.verify(&Hash::ZERO, b"").is_err());
+        // The deepest possible tree: 63 levels above this leaf, all hashed before the root check.
+        let huge = proof(u64::MAX - 1, u64::MAX, vec![Hash::ZERO; 63]);
+        assert!(matches!(
+            huge.verify(&Hash::ZERO, b""),
+            Err(MerkleError::RootMismatch { .. })
+        ));
+        let (expected, got) = (63, 64);
+        let too_long = proof(u64::MAX - 1, u64::MAX, vec![Hash::ZERO; 64]);
+        assert_eq!(
+            too_long.verify(&Hash::ZERO, b""),
+            Err(MerkleError::WrongPathLength { expected, got })
+        );
     }
 
     /// The levels at which `index` has a sibling in a tree of `size` leaves, from the tree's
