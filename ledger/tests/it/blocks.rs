@@ -1,1 +1,163 @@
-//! placeholder
+//! Blocks as a whole: atomicity, determinism, header binding, limits.
+
+use crate::support::World;
+use ledger::exec::{apply_block, BlockError, MAX_BLOCK_TXS};
+use ledger::merkle;
+use ledger::state::StateRead;
+use ledger::test_utils::{Actor, TestChain};
+use ledger::tx::Action;
+use ledger::types::Role;
+use ledger::verify::verify_commit;
+use ledger::TxError;
+
+#[test]
+fn a_block_with_one_invalid_tx_is_rejected_whole_and_changes_nothing() {
+    let mut chain = TestChain::new(1);
+    let mut alice = chain.register(1, Role::Patient);
+    let bob = chain.register(2, Role::Patient);
+    chain.fund(&alice, 10);
+    let root_before = chain.state.root().unwrap();
+    let height_before = chain.height;
+    let good = alice.tx(Action::Transfer {
+        to: bob.address(),
+        amount: 5,
+    });
+    let bad = alice.tx(Action::Transfer {
+        to: bob.address(),
+        amount: 50,
+    });
+    let err = chain.block(&[good.clone(), bad]).unwrap_err();
+    assert_eq!(
+        err,
+        BlockError::Tx {
+            index: 1,
+            error: TxError::InsufficientBalance {
+                account: alice.address(),
+                balance: 5,
+                needed: 50
+            }
+        }
+    );
+    assert_eq!(chain.state.root().unwrap(), root_before);
+    assert_eq!(chain.height, height_before);
+    chain.block(&[good]).unwrap();
+}
+
+#[test]
+fn execution_is_deterministic_across_replicas() {
+    let build = || {
+        let mut w = World::new();
+        for _ in 0..5 {
+            w.commit_glucose();
+        }
+        w.chain
+    };
+    let (a, b) = (build(), build());
+    assert_eq!(a.blocks.len(), b.blocks.len());
+    for (x, y) in a.blocks.iter().zip(&b.blocks) {
+        assert_eq!(x.header, y.header);
+        assert_eq!(x.header.id(), y.header.id());
+    }
+}
+
+#[test]
+fn every_block_header_binds_its_txs_state_and_validators_and_its_commit_verifies() {
+    let mut w = World::new();
+    w.commit_glucose();
+    let chain = &w.chain;
+    let mut last = ledger::Hash::ZERO;
+    for block in &chain.blocks {
+        assert_eq!(block.header.last_block_id, last);
+        assert_eq!(block.header.validators_hash, block.validators.hash());
+        assert_eq!(block.header.next_validators_hash, block.next_validators.hash());
+        verify_commit(
+            &chain.genesis.chain_id,
+            &block.header,
+            &block.commit,
+            &block.validators,
+        )
+        .unwrap();
+        last = block.header.id();
+    }
+    assert_eq!(
+        chain.blocks.last().unwrap().header.state_root,
+        chain.state.root().unwrap()
+    );
+}
+
+#[test]
+fn tx_root_commits_to_the_block_txs_with_inclusion_proofs() {
+    let mut chain = TestChain::new(1);
+    let mut alice = chain.register(1, Role::Patient);
+    let bob = chain.register(2, Role::Patient);
+    chain.fund(&alice, 100);
+    let txs: Vec<_> = (0..7)
+        .map(|_| {
+            alice.tx(Action::Transfer {
+                to: bob.address(),
+                amount: 1,
+            })
+        })
+        .collect();
+    let block = chain.block(&txs).unwrap();
+    let bytes: Vec<Vec<u8>> = txs.iter().map(|t| t.to_bytes()).collect();
+    assert_eq!(block.header.tx_root, merkle::tx_root(&bytes));
+    for (i, tx) in bytes.iter().enumerate() {
+        merkle::prove_inclusion(&bytes, i)
+            .unwrap()
+            .verify(&block.header.tx_root, tx)
+            .unwrap();
+    }
+}
+
+#[test]
+fn block_limits_and_malformed_bytes_are_typed_errors() {
+    let chain = TestChain::new(1);
+    let ctx = chain.ctx();
+    let too_many = vec![vec![0u8]; MAX_BLOCK_TXS + 1];
+    assert_eq!(
+        apply_block(&chain.state, &ctx, &too_many),
+        Err(BlockError::TooManyTxs {
+            count: MAX_BLOCK_TXS + 1,
+            limit: MAX_BLOCK_TXS
+        })
+    );
+    assert!(matches!(
+        apply_block(&chain.state, &ctx, &[vec![1, 2, 3]]),
+        Err(BlockError::Tx {
+            index: 0,
+            error: TxError::Malformed(_)
+        })
+    ));
+    let huge = vec![0u8; ledger::tx::MAX_TX_BYTES + 1];
+    assert!(matches!(
+        apply_block(&chain.state, &ctx, &[huge]),
+        Err(BlockError::Tx {
+            index: 0,
+            error: TxError::TooLarge { .. }
+        })
+    ));
+    // A bad signature in the batch is pinned to its tx.
+    let alice = Actor::from_seed(1);
+    let mut tx = alice.tx_at_current_nonce(Action::RegisterAccount {
+        role: Role::Patient,
+        encryption_key: alice.keys.encryption_key(),
+    });
+    tx.signature.0[0] ^= 1;
+    let ok = Actor::from_seed(2).tx_at_current_nonce(Action::RegisterAccount {
+        role: Role::Patient,
+        encryption_key: alice.keys.encryption_key(),
+    });
+    assert!(matches!(
+        apply_block(&chain.state, &ctx, &[ok.to_bytes(), tx.to_bytes()]),
+        Err(BlockError::Tx {
+            index: 1,
+            error: TxError::BadSignature(_)
+        })
+    ));
+    // Nothing was written: the state still has no account for either.
+    assert!(chain
+        .state
+        .get(&ledger::state::keys::account(&alice.address()))
+        .is_none());
+}

@@ -8,4 +8,5 @@ mod consent_access;
 mod devices_data;
 mod state_proofs;
 mod studies;
+mod support;
 mod verify;
