@@ -19,7 +19,12 @@ pub enum AccessDenied {
     #[error("commitment {0:?} was erased")]
     Erased(RecordId),
     #[error("no consent or break-glass lets {reader:?} read {patient:?}'s data for {purpose:?} at {at}")]
-    NoConsent { reader: Address, patient: Address, purpose: Purpose, at: TimeMs },
+    NoConsent {
+        reader: Address,
+        patient: Address,
+        purpose: Purpose,
+        at: TimeMs,
+    },
     #[error("no consent lets {reader:?} annotate {patient:?}'s record")]
     NoAnnotateConsent { reader: Address, patient: Address },
     #[error(transparent)]
@@ -36,20 +41,39 @@ pub fn scope_covers(scope: &ConsentScope, c: &DataCommitment) -> bool {
 }
 
 /// Does the consent's grantee include `reader`?
-fn grantee_includes(state: &dyn StateRead, grantee: &Grantee, reader: &Address) -> Result<bool, CorruptState> {
+fn grantee_includes(
+    state: &dyn StateRead,
+    grantee: &Grantee,
+    reader: &Address,
+) -> Result<bool, CorruptState> {
     Ok(match grantee {
         Grantee::Account(a) => a == reader,
         Grantee::Organisation(org) => {
-            let attested = state.read::<Account>(&keys::account(reader))?.and_then(|a| a.attested_by);
-            let admitted = state.read::<Account>(&keys::account(org))?.is_some_and(|o| o.admitted);
+            let attested = state
+                .read::<Account>(&keys::account(reader))?
+                .and_then(|a| a.attested_by);
+            let admitted = state
+                .read::<Account>(&keys::account(org))?
+                .is_some_and(|o| o.admitted);
             attested == Some(*org) && admitted
         }
-        Grantee::Study(id) => state.read::<Study>(&keys::study(id))?.is_some_and(|s| s.researcher == *reader),
+        Grantee::Study(id) => state
+            .read::<Study>(&keys::study(id))?
+            .is_some_and(|s| s.researcher == *reader),
     })
 }
 
-fn active_break_glass(state: &dyn StateRead, reader: &Address, patient: &Address, at: TimeMs) -> Result<Option<RecordId>, CorruptState> {
-    for id in state.list(ListKind::PatientBreakGlass, &patient.0)?.into_iter().rev() {
+fn active_break_glass(
+    state: &dyn StateRead,
+    reader: &Address,
+    patient: &Address,
+    at: TimeMs,
+) -> Result<Option<RecordId>, CorruptState> {
+    for id in state
+        .list(ListKind::PatientBreakGlass, &patient.0)?
+        .into_iter()
+        .rev()
+    {
         if let Some(bg) = state.read::<BreakGlass>(&keys::break_glass(&id))? {
             if bg.clinician == *reader && bg.is_active_at(at) {
                 return Ok(Some(id));
@@ -67,8 +91,9 @@ pub fn may_read(
     purpose: Purpose,
     at: TimeMs,
 ) -> Result<AccessBasis, AccessDenied> {
-    let c: DataCommitment =
-        state.read(&keys::commitment(commitment))?.ok_or(AccessDenied::UnknownCommitment(*commitment))?;
+    let c: DataCommitment = state
+        .read(&keys::commitment(commitment))?
+        .ok_or(AccessDenied::UnknownCommitment(*commitment))?;
     if c.erased_at.is_some_and(|erased| erased <= at) {
         return Err(AccessDenied::Erased(*commitment));
     }
@@ -81,7 +106,9 @@ pub fn may_read(
         }
     } else {
         for id in state.list(ListKind::PatientConsents, &c.patient.0)? {
-            let Some(consent) = state.read::<Consent>(&keys::consent(&id))? else { continue };
+            let Some(consent) = state.read::<Consent>(&keys::consent(&id))? else {
+                continue;
+            };
             if consent.terms.purpose == purpose
                 && consent.is_active_at(at)
                 && scope_covers(&consent.terms.scope, &c)
@@ -91,18 +118,31 @@ pub fn may_read(
             }
         }
     }
-    Err(AccessDenied::NoConsent { reader: *reader, patient: c.patient, purpose, at })
+    Err(AccessDenied::NoConsent {
+        reader: *reader,
+        patient: c.patient,
+        purpose,
+        at,
+    })
 }
 
 /// May `reader` write notes and alert rules for `patient` at `at`? A treatment or caregiving
 /// consent with annotate access that covers notes, or an open break-glass, allows it.
-pub fn may_annotate(state: &dyn StateRead, reader: &Address, patient: &Address, at: TimeMs) -> Result<AccessBasis, AccessDenied> {
+pub fn may_annotate(
+    state: &dyn StateRead,
+    reader: &Address,
+    patient: &Address,
+    at: TimeMs,
+) -> Result<AccessBasis, AccessDenied> {
     for id in state.list(ListKind::PatientConsents, &patient.0)? {
-        let Some(consent) = state.read::<Consent>(&keys::consent(&id))? else { continue };
+        let Some(consent) = state.read::<Consent>(&keys::consent(&id))? else {
+            continue;
+        };
         let terms = &consent.terms;
         if terms.access == AccessLevel::ReadAndAnnotate
             && matches!(terms.purpose, Purpose::Treatment | Purpose::Caregiving)
-            && (terms.scope.categories.is_empty() || terms.scope.categories.contains(&DataCategory::ClinicianNotes))
+            && (terms.scope.categories.is_empty()
+                || terms.scope.categories.contains(&DataCategory::ClinicianNotes))
             && consent.is_active_at(at)
             && grantee_includes(state, &terms.grantee, reader)?
         {
@@ -112,5 +152,8 @@ pub fn may_annotate(state: &dyn StateRead, reader: &Address, patient: &Address, 
     if let Some(id) = active_break_glass(state, reader, patient, at)? {
         return Ok(AccessBasis::BreakGlass(id));
     }
-    Err(AccessDenied::NoAnnotateConsent { reader: *reader, patient: *patient })
+    Err(AccessDenied::NoAnnotateConsent {
+        reader: *reader,
+        patient: *patient,
+    })
 }

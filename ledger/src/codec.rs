@@ -34,7 +34,10 @@ pub fn decode<T: BorshDeserialize>(bytes: &[u8]) -> Result<T, CodecError> {
 /// Decodes exactly one `T` from `bytes`, which must be at most `limit` bytes.
 pub fn decode_limited<T: BorshDeserialize>(bytes: &[u8], limit: usize) -> Result<T, CodecError> {
     if bytes.len() > limit {
-        return Err(CodecError::TooLarge { size: bytes.len(), limit });
+        return Err(CodecError::TooLarge {
+            size: bytes.len(),
+            limit,
+        });
     }
     // `from_slice` already fails on unread trailing bytes.
     borsh::from_slice(bytes).map_err(|e| CodecError::Malformed(e.to_string()))
@@ -49,7 +52,10 @@ mod tests {
         let mut bytes = encode(&(7u64, String::from("x")));
         assert_eq!(decode::<(u64, String)>(&bytes).unwrap(), (7, "x".into()));
         bytes.push(0);
-        assert!(matches!(decode::<(u64, String)>(&bytes), Err(CodecError::Malformed(_))));
+        assert!(matches!(
+            decode::<(u64, String)>(&bytes),
+            Err(CodecError::Malformed(_))
+        ));
     }
 
     #[test]

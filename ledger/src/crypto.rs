@@ -203,8 +203,13 @@ impl AccountKeys {
 }
 
 /// Verifies one signature under ZIP-215 rules.
-pub fn verify_signature(key: &PublicKey, message: &[u8], signature: &Signature) -> Result<(), SignatureError> {
-    let vk = ed25519_consensus::VerificationKey::try_from(key.0).map_err(|_| SignatureError::MalformedKey(*key))?;
+pub fn verify_signature(
+    key: &PublicKey,
+    message: &[u8],
+    signature: &Signature,
+) -> Result<(), SignatureError> {
+    let vk = ed25519_consensus::VerificationKey::try_from(key.0)
+        .map_err(|_| SignatureError::MalformedKey(*key))?;
     vk.verify(&ed25519_consensus::Signature::from(signature.0), message)
         .map_err(|_| SignatureError::Invalid(*key))
 }
@@ -276,7 +281,12 @@ struct TranscriptRng {
 
 impl TranscriptRng {
     fn new(seed: [u8; 32]) -> Self {
-        TranscriptRng { seed, counter: 0, buffer: [0; 32], used: 32 }
+        TranscriptRng {
+            seed,
+            counter: 0,
+            buffer: [0; 32],
+            used: 32,
+        }
     }
 }
 

@@ -65,7 +65,11 @@ impl Genesis {
         let mut put = |key: Vec<u8>, value: Vec<u8>| diff.insert(key, Some(value));
         put(keys::chain_id(), encode(&self.chain_id));
         put(keys::governance(), encode(&self.governance));
-        for slot in [ValidatorSlot::Current, ValidatorSlot::Next, ValidatorSlot::Pending] {
+        for slot in [
+            ValidatorSlot::Current,
+            ValidatorSlot::Next,
+            ValidatorSlot::Pending,
+        ] {
             put(keys::validators(slot), encode(&set));
         }
         let mut seen = std::collections::BTreeSet::new();
@@ -74,7 +78,10 @@ impl Genesis {
                 return Err(GenesisError::DuplicateAccount(a.address));
             }
             if let Some(org) = a.attested_by {
-                let ok = self.accounts.iter().any(|o| o.address == org && o.role == Role::Organisation && o.admitted);
+                let ok = self
+                    .accounts
+                    .iter()
+                    .any(|o| o.address == org && o.role == Role::Organisation && o.admitted);
                 if !ok {
                     return Err(GenesisError::BadAttestation(a.address));
                 }

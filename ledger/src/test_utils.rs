@@ -28,7 +28,10 @@ impl Actor {
         let mut master = [0u8; 32];
         master[..8].copy_from_slice(&seed.to_le_bytes());
         master[31] = 0xAC;
-        Actor { keys: AccountKeys::from_master_seed(master), nonce: 0 }
+        Actor {
+            keys: AccountKeys::from_master_seed(master),
+            nonce: 0,
+        }
     }
 
     pub fn address(&self) -> crate::crypto::Address {
@@ -58,7 +61,10 @@ pub fn sign_commit(header: &Header, round: Round, signers: &[&SigningKey]) -> Co
         block_id,
         signatures: signers
             .iter()
-            .map(|k| CommitSignature { validator: k.public_key(), signature: k.sign(&message) })
+            .map(|k| CommitSignature {
+                validator: k.public_key(),
+                signature: k.sign(&message),
+            })
             .collect(),
     }
 }
@@ -100,7 +106,14 @@ impl TestChain {
         let genesis = Genesis {
             chain_id: TEST_CHAIN_ID.into(),
             genesis_time: GENESIS_TIME,
-            validators: keys.iter().zip(powers).map(|(k, p)| Validator { address: k.public_key(), power: *p }).collect(),
+            validators: keys
+                .iter()
+                .zip(powers)
+                .map(|(k, p)| Validator {
+                    address: k.public_key(),
+                    power: *p,
+                })
+                .collect(),
             governance: governance.address(),
             accounts: vec![GenesisAccount {
                 address: treasury.address(),
@@ -112,7 +125,9 @@ impl TestChain {
             }],
         };
         let mut state = MemoryState::new();
-        state.commit(&genesis.state_diff().expect("test genesis is valid"), 0).expect("memory store");
+        state
+            .commit(&genesis.state_diff().expect("test genesis is valid"), 0)
+            .expect("memory store");
         TestChain {
             state,
             genesis,
@@ -127,7 +142,11 @@ impl TestChain {
     }
 
     pub fn ctx(&self) -> BlockContext {
-        BlockContext { chain_id: TEST_CHAIN_ID.into(), height: self.height + 1, time: self.time + BLOCK_INTERVAL_MS }
+        BlockContext {
+            chain_id: TEST_CHAIN_ID.into(),
+            height: self.height + 1,
+            time: self.time + BLOCK_INTERVAL_MS,
+        }
     }
 
     /// Executes `txs` as the next block; on success commits state and signs the header.
@@ -139,21 +158,34 @@ impl TestChain {
     pub fn block_of_bytes(&mut self, txs: &[Vec<u8>]) -> Result<SignedBlock, BlockError> {
         let ctx = self.ctx();
         let outcome = apply_block(&self.state, &ctx, txs)?;
-        let state_root = self.state.commit(&outcome.diff, ctx.height).expect("memory store");
+        let state_root = self
+            .state
+            .commit(&outcome.diff, ctx.height)
+            .expect("memory store");
         let proposer = outcome.validators.proposer(ctx.height, 0).address;
         let header = outcome.header(&ctx, self.last_block_id, state_root, proposer);
-        let signers: Vec<&SigningKey> =
-            outcome.validators.validators().iter().filter_map(|v| self.validator_keys.get(&v.address)).collect();
+        let signers: Vec<&SigningKey> = outcome
+            .validators
+            .validators()
+            .iter()
+            .filter_map(|v| self.validator_keys.get(&v.address))
+            .collect();
         let commit = sign_commit(&header, 0, &signers);
         self.height = ctx.height;
         self.time = ctx.time;
         self.last_block_id = header.id();
-        let block = SignedBlock { header, commit, validators: outcome.validators, next_validators: outcome.next_validators };
+        let block = SignedBlock {
+            header,
+            commit,
+            validators: outcome.validators,
+            next_validators: outcome.next_validators,
+        };
         self.blocks.push(block.clone());
         Ok(block)
     }
 
     /// Runs one tx in its own block and returns the tx's error, if any.
+    #[allow(clippy::panic, reason = "test helper: a block-level failure is a bug in the test itself")]
     pub fn submit(&mut self, tx: Tx) -> Result<(), TxError> {
         match self.block(&[tx]) {
             Ok(_) => Ok(()),
@@ -171,12 +203,19 @@ impl TestChain {
     pub fn register(&mut self, seed: u64, role: Role) -> Actor {
         let mut actor = Actor::from_seed(seed);
         let key = actor.keys.encryption_key();
-        self.submit(actor.tx(Action::RegisterAccount { role, encryption_key: key })).expect("registration");
+        self.submit(actor.tx(Action::RegisterAccount {
+            role,
+            encryption_key: key,
+        }))
+        .expect("registration");
         actor
     }
 
     pub fn fund(&mut self, to: &Actor, amount: Amount) {
-        let tx = self.treasury.tx(Action::Transfer { to: to.address(), amount });
+        let tx = self.treasury.tx(Action::Transfer {
+            to: to.address(),
+            amount,
+        });
         self.submit(tx).expect("treasury transfer");
     }
 

@@ -6,8 +6,13 @@
 //! personal travels in plaintext: readings and notes are off-chain ciphertext named by CID.
 
 use crate::codec::{decode_limited, encode, CodecError};
-use crate::crypto::{sha256, sha256_concat, verify_signature, AccountKeys, Address, EncryptionKey, Hash, PublicKey, Signature, SignatureError, SigningKey};
-use crate::types::{AccessLevel, Amount, Cid, DataCategory, LoincCode, Purpose, RecordId, Role, TimeMs, TimeRange, DAY_MS};
+use crate::crypto::{
+    sha256, sha256_concat, verify_signature, AccountKeys, Address, EncryptionKey, Hash, PublicKey, Signature,
+    SignatureError, SigningKey,
+};
+use crate::types::{
+    AccessLevel, Amount, Cid, DataCategory, LoincCode, Purpose, RecordId, Role, TimeMs, TimeRange, DAY_MS,
+};
 use crate::validators::Validator;
 use borsh::{BorshDeserialize, BorshSerialize};
 
@@ -42,14 +47,23 @@ impl TxBody {
 
     pub fn sign(self, key: &SigningKey) -> Tx {
         let signature = key.sign(&self.sign_bytes());
-        Tx { body: self, signature }
+        Tx {
+            body: self,
+            signature,
+        }
     }
 }
 
 impl Tx {
     /// Builds and signs a tx with an account's key.
     pub fn new(keys: &AccountKeys, chain_id: &str, nonce: u64, action: Action) -> Tx {
-        TxBody { chain_id: chain_id.to_owned(), signer: keys.address(), nonce, action }.sign(&keys.signing)
+        TxBody {
+            chain_id: chain_id.to_owned(),
+            signer: keys.address(),
+            nonce,
+            action,
+        }
+        .sign(&keys.signing)
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -75,47 +89,98 @@ impl Tx {
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub enum Action {
     /// The signer becomes an account with this role and encryption key.
-    RegisterAccount { role: Role, encryption_key: EncryptionKey },
+    RegisterAccount {
+        role: Role,
+        encryption_key: EncryptionKey,
+    },
     /// Governance admits an organisation account (hospital, lab).
-    AdmitOrganisation { organisation: Address },
+    AdmitOrganisation {
+        organisation: Address,
+    },
     /// Governance adds, re-weights (power > 0) or removes (power 0) a validator; the change
     /// takes effect two heights later, announced by `next_validators_hash`.
-    UpdateValidator { validator: Validator },
+    UpdateValidator {
+        validator: Validator,
+    },
     /// An admitted organisation vouches for a clinician account.
-    AttestClinician { clinician: Address },
+    AttestClinician {
+        clinician: Address,
+    },
     /// A patient registers one of their devices by the device's own key.
-    RegisterDevice { device: PublicKey, loinc_codes: Vec<LoincCode> },
+    RegisterDevice {
+        device: PublicKey,
+        loinc_codes: Vec<LoincCode>,
+    },
     /// The owner revokes a device; it can no longer commit data.
-    RevokeDevice { device: PublicKey },
+    RevokeDevice {
+        device: PublicKey,
+    },
     /// A batch of readings stored off-chain as an encrypted blob.
     CommitData(DataCommitmentBody),
     /// A patient grants access to their data.
     GrantConsent(ConsentTerms),
     /// A patient ends a consent at once.
-    RevokeConsent { consent: RecordId },
+    RevokeConsent {
+        consent: RecordId,
+    },
     /// An attested clinician opens time-limited emergency access without consent.
-    OpenBreakGlass { patient: Address, reason: EmergencyReason, duration_ms: u64 },
+    OpenBreakGlass {
+        patient: Address,
+        reason: EmergencyReason,
+        duration_ms: u64,
+    },
     /// A storage node records a read it served, with the reader's signed request.
-    RecordAccess { request: SignedAccessRequest },
+    RecordAccess {
+        request: SignedAccessRequest,
+    },
     /// A clinician with annotate consent (or open break-glass) commits a note blob.
-    AddClinicianNote { patient: Address, cid: Cid, size: u64, time_range: TimeRange },
+    AddClinicianNote {
+        patient: Address,
+        cid: Cid,
+        size: u64,
+        time_range: TimeRange,
+    },
     /// The patient or an annotating clinician sets an alert threshold for a LOINC code.
-    SetAlertRule { patient: Address, loinc: LoincCode, condition: AlertCondition },
-    RemoveAlertRule { rule: RecordId },
+    SetAlertRule {
+        patient: Address,
+        loinc: LoincCode,
+        condition: AlertCondition,
+    },
+    RemoveAlertRule {
+        rule: RecordId,
+    },
     /// The patient's gateway (or device) reports that a rule fired for a committed batch.
-    RaiseAlert { patient: Address, rule: RecordId, commitment: RecordId },
+    RaiseAlert {
+        patient: Address,
+        rule: RecordId,
+        commitment: RecordId,
+    },
     /// Moves tokens between accounts.
-    Transfer { to: Address, amount: Amount },
+    Transfer {
+        to: Address,
+        amount: Amount,
+    },
     /// A researcher opens a study and escrows its rewards.
     OpenStudy(StudyTerms),
     /// A patient joins a study, citing commitments that meet its criteria.
-    JoinStudy { study: RecordId, evidence: Vec<RecordId> },
+    JoinStudy {
+        study: RecordId,
+        evidence: Vec<RecordId>,
+    },
     /// A participant delivers their matching data (re-wrapped for the study key); pays the reward.
-    DeliverStudyData { study: RecordId, delivery: Cid, commitments: Vec<RecordId> },
+    DeliverStudyData {
+        study: RecordId,
+        delivery: Cid,
+        commitments: Vec<RecordId>,
+    },
     /// Closes a study (its researcher any time, anyone after its end); leftover escrow returns.
-    CloseStudy { study: RecordId },
+    CloseStudy {
+        study: RecordId,
+    },
     /// The patient erases a commitment's blob (storage drops ciphertext and keys).
-    EraseData { commitment: RecordId },
+    EraseData {
+        commitment: RecordId,
+    },
 }
 
 /// Most LOINC codes one commitment, device, rule set or scope may list.
@@ -193,13 +258,21 @@ impl CareRole {
             CareRole::PersonUnderCare => (Purpose::Caregiving, AccessLevel::ReadAndAnnotate, vec![], None),
             CareRole::PrimaryProvider => (Purpose::Treatment, AccessLevel::ReadAndAnnotate, vec![], None),
             CareRole::SecondaryProvider => (Purpose::Treatment, AccessLevel::Read, vec![], Some(90 * DAY_MS)),
-            CareRole::TemporaryCaregiver => {
-                (Purpose::Caregiving, AccessLevel::Read, vec![DataCategory::DeviceReadings], Some(7 * DAY_MS))
-            }
+            CareRole::TemporaryCaregiver => (
+                Purpose::Caregiving,
+                AccessLevel::Read,
+                vec![DataCategory::DeviceReadings],
+                Some(7 * DAY_MS),
+            ),
         };
         ConsentTerms {
             grantee,
-            scope: ConsentScope { categories, loinc_codes, devices: vec![], data_range: None },
+            scope: ConsentScope {
+                categories,
+                loinc_codes,
+                devices: vec![],
+                data_range: None,
+            },
             purpose,
             access,
             valid_from: now,
@@ -254,7 +327,10 @@ impl AccessRequest {
 
     pub fn sign(self, key: &SigningKey) -> SignedAccessRequest {
         let signature = key.sign(&self.sign_bytes());
-        SignedAccessRequest { request: self, signature }
+        SignedAccessRequest {
+            request: self,
+            signature,
+        }
     }
 
     pub fn id(&self) -> RecordId {

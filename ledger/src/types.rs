@@ -43,7 +43,11 @@ pub enum ValueError {
     #[error("time range start {start} is after end {end}")]
     BadTimeRange { start: TimeMs, end: TimeMs },
     #[error("{what} has {got} entries, at most {max} allowed")]
-    TooMany { what: &'static str, got: usize, max: usize },
+    TooMany {
+        what: &'static str,
+        got: usize,
+        max: usize,
+    },
     #[error("{what} lists {item} twice")]
     Duplicate { what: &'static str, item: String },
 }
@@ -102,14 +106,25 @@ pub mod loinc {
 
 /// Checks a list for size and duplicates (lists on chain are sets in sorted order or not,
 /// but never with repeats: a repeat would let two encodings mean the same thing).
-pub fn validate_set<T: Ord + fmt::Debug>(what: &'static str, items: &[T], max: usize) -> Result<(), ValueError> {
+pub fn validate_set<T: Ord + fmt::Debug>(
+    what: &'static str,
+    items: &[T],
+    max: usize,
+) -> Result<(), ValueError> {
     if items.len() > max {
-        return Err(ValueError::TooMany { what, got: items.len(), max });
+        return Err(ValueError::TooMany {
+            what,
+            got: items.len(),
+            max,
+        });
     }
     let mut sorted: Vec<&T> = items.iter().collect();
     sorted.sort();
     if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
-        return Err(ValueError::Duplicate { what, item: format!("{:?}", w[0]) });
+        return Err(ValueError::Duplicate {
+            what,
+            item: format!("{:?}", w[0]),
+        });
     }
     Ok(())
 }
@@ -125,7 +140,9 @@ impl Cid {
 
     /// The CID of `bytes`.
     pub fn of(bytes: &[u8]) -> Self {
-        Cid { digest: sha256(bytes) }
+        Cid {
+            digest: sha256(bytes),
+        }
     }
 
     /// Parses the binary CID form; only CIDv1 raw sha2-256 is accepted.
@@ -226,7 +243,10 @@ impl TimeRange {
 
     pub fn validate(&self) -> Result<(), ValueError> {
         if self.start > self.end {
-            return Err(ValueError::BadTimeRange { start: self.start, end: self.end });
+            return Err(ValueError::BadTimeRange {
+                start: self.start,
+                end: self.end,
+            });
         }
         Ok(())
     }

@@ -65,7 +65,9 @@ impl ValidatorSet {
             if v.power == 0 {
                 return Err(ValidatorSetError::ZeroPower(v.address));
             }
-            total = total.checked_add(v.power).ok_or(ValidatorSetError::PowerOverflow)?;
+            total = total
+                .checked_add(v.power)
+                .ok_or(ValidatorSetError::PowerOverflow)?;
         }
         if total > MAX_TOTAL_VOTING_POWER {
             return Err(ValidatorSetError::PowerOverflow);
@@ -108,8 +110,12 @@ impl ValidatorSet {
 
     /// Applies one governance update: `power == 0` removes the validator.
     pub fn with_update(&self, update: Validator) -> Result<Self, ValidatorSetError> {
-        let mut validators: Vec<Validator> =
-            self.validators.iter().copied().filter(|v| v.address != update.address).collect();
+        let mut validators: Vec<Validator> = self
+            .validators
+            .iter()
+            .copied()
+            .filter(|v| v.address != update.address)
+            .collect();
         if update.power > 0 {
             validators.push(update);
         }
@@ -119,7 +125,11 @@ impl ValidatorSet {
     /// Deterministic round-robin proposer weighted by power: the same on every node.
     pub fn proposer(&self, height: u64, round: u32) -> &Validator {
         let total = self.total_power().max(1);
-        let seed = crate::crypto::sha256_concat(&[b"medledger/proposer", &height.to_be_bytes(), &round.to_be_bytes()]);
+        let seed = crate::crypto::sha256_concat(&[
+            b"medledger/proposer",
+            &height.to_be_bytes(),
+            &round.to_be_bytes(),
+        ]);
         let mut ticket = u64::from_be_bytes(seed.0[..8].try_into().unwrap_or([0; 8])) % total;
         for v in &self.validators {
             if ticket < v.power {
@@ -136,7 +146,10 @@ mod tests {
     use super::*;
 
     fn v(b: u8, power: u64) -> Validator {
-        Validator { address: PublicKey([b; 32]), power }
+        Validator {
+            address: PublicKey([b; 32]),
+            power,
+        }
     }
 
     #[test]
@@ -150,9 +163,18 @@ mod tests {
     #[test]
     fn malformed_sets_are_refused() {
         assert_eq!(ValidatorSet::new(vec![]), Err(ValidatorSetError::Empty));
-        assert_eq!(ValidatorSet::new(vec![v(1, 1), v(1, 2)]), Err(ValidatorSetError::NotSortedOrDuplicate));
-        assert_eq!(ValidatorSet::new(vec![v(1, 0)]), Err(ValidatorSetError::ZeroPower(PublicKey([1; 32]))));
-        assert_eq!(ValidatorSet::new(vec![v(1, u64::MAX), v(2, 1)]), Err(ValidatorSetError::PowerOverflow));
+        assert_eq!(
+            ValidatorSet::new(vec![v(1, 1), v(1, 2)]),
+            Err(ValidatorSetError::NotSortedOrDuplicate)
+        );
+        assert_eq!(
+            ValidatorSet::new(vec![v(1, 0)]),
+            Err(ValidatorSetError::ZeroPower(PublicKey([1; 32])))
+        );
+        assert_eq!(
+            ValidatorSet::new(vec![v(1, u64::MAX), v(2, 1)]),
+            Err(ValidatorSetError::PowerOverflow)
+        );
     }
 
     #[test]
@@ -161,13 +183,18 @@ mod tests {
         assert_eq!(set.with_update(v(3, 5)).unwrap().total_power(), 25);
         assert_eq!(set.with_update(v(1, 1)).unwrap().total_power(), 11);
         assert_eq!(set.with_update(v(1, 0)).unwrap().len(), 1);
-        assert_eq!(set.with_update(v(1, 0)).unwrap().with_update(v(2, 0)), Err(ValidatorSetError::Empty));
+        assert_eq!(
+            set.with_update(v(1, 0)).unwrap().with_update(v(2, 0)),
+            Err(ValidatorSetError::Empty)
+        );
     }
 
     #[test]
     fn proposer_is_weighted_and_deterministic() {
         let set = ValidatorSet::new(vec![v(1, 1), v(2, 99)]).unwrap();
-        let heavy = (0..1000).filter(|h| set.proposer(*h, 0).address == PublicKey([2; 32])).count();
+        let heavy = (0..1000)
+            .filter(|h| set.proposer(*h, 0).address == PublicKey([2; 32]))
+            .count();
         assert!(heavy > 900, "{heavy}");
         assert_eq!(set.proposer(5, 1), set.proposer(5, 1));
     }

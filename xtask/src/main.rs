@@ -6,6 +6,7 @@
 mod bench;
 mod cmd;
 mod demo;
+mod localnet;
 mod setup;
 mod test;
 
@@ -53,6 +54,21 @@ enum Task {
     /// (ledger/examples/scenario.rs). The networked demo, with validator nodes, a relay and
     /// the dashboard, arrives with later issues.
     Demo,
+    /// Start an N-validator network of separate node processes on this machine.
+    ///
+    /// Homes live in .medledger/localnet-N and are reused by the next run (the chain goes
+    /// on where it stopped). Ctrl-C stops every node cleanly.
+    Localnet {
+        /// Number of validators.
+        #[arg(long, default_value_t = 4)]
+        validators: usize,
+        /// Build and run the release binary (much faster networking than debug).
+        #[arg(long)]
+        release: bool,
+        /// Delete the previous network's homes and start a new chain.
+        #[arg(long)]
+        fresh: bool,
+    },
     /// Run the ledger benchmarks, then the anchor benchmark on the same machine.
     ///
     /// The anchor is tendermint-rs's light-client verifier (../shared/anchor-bench, skipped if
@@ -74,6 +90,7 @@ fn main() -> ExitCode {
         Task::Test { skip_setup } => test::run(skip_setup),
         Task::Demo => demo::run(),
         Task::Bench { no_anchor, args } => bench::run(no_anchor, &args),
+        Task::Localnet { validators, release, fresh } => localnet::run(validators, release, fresh),
     };
     // Print the error chain ourselves: a backtrace of xtask itself would only hide it.
     if let Err(e) = result {

@@ -9,14 +9,19 @@ use crate::types::{Amount, Role};
 use crate::validators::{Validator, ValidatorSet};
 
 pub(super) fn load(o: &Overlay<'_>, address: &Address) -> Result<Account, TxError> {
-    o.read::<Account>(&keys::account(address))?.ok_or(TxError::UnknownAccount(*address))
+    o.read::<Account>(&keys::account(address))?
+        .ok_or(TxError::UnknownAccount(*address))
 }
 
 /// The account at `address`, which must have `role`.
 pub(super) fn load_with_role(o: &Overlay<'_>, address: &Address, role: Role) -> Result<Account, TxError> {
     let account = load(o, address)?;
     if account.role != role {
-        return Err(TxError::WrongRole { account: *address, expected: role, got: account.role });
+        return Err(TxError::WrongRole {
+            account: *address,
+            expected: role,
+            got: account.role,
+        });
     }
     Ok(account)
 }
@@ -38,7 +43,12 @@ fn require_governance(o: &Overlay<'_>, signer: PublicKey) -> Result<(), TxError>
     }
 }
 
-pub(super) fn register(o: &mut Overlay<'_>, signer: Address, role: Role, encryption_key: EncryptionKey) -> Result<(), TxError> {
+pub(super) fn register(
+    o: &mut Overlay<'_>,
+    signer: Address,
+    role: Role,
+    encryption_key: EncryptionKey,
+) -> Result<(), TxError> {
     if o.contains(&keys::account(&signer)) {
         return Err(TxError::AlreadyRegistered(signer));
     }
@@ -46,12 +56,22 @@ pub(super) fn register(o: &mut Overlay<'_>, signer: Address, role: Role, encrypt
         // A device key is not an account: keeps "who signed" unambiguous.
         return Err(TxError::DeviceAlreadyRegistered(signer));
     }
-    let account = Account { role, encryption_key, balance: 0, admitted: false, attested_by: None };
+    let account = Account {
+        role,
+        encryption_key,
+        balance: 0,
+        admitted: false,
+        attested_by: None,
+    };
     o.write(keys::account(&signer), &account);
     Ok(())
 }
 
-pub(super) fn admit_organisation(o: &mut Overlay<'_>, signer: PublicKey, organisation: &Address) -> Result<(), TxError> {
+pub(super) fn admit_organisation(
+    o: &mut Overlay<'_>,
+    signer: PublicKey,
+    organisation: &Address,
+) -> Result<(), TxError> {
     require_governance(o, signer)?;
     let mut account = load_with_role(o, organisation, Role::Organisation)?;
     if account.admitted {
@@ -62,7 +82,11 @@ pub(super) fn admit_organisation(o: &mut Overlay<'_>, signer: PublicKey, organis
     Ok(())
 }
 
-pub(super) fn update_validator(o: &mut Overlay<'_>, signer: PublicKey, update: Validator) -> Result<(), TxError> {
+pub(super) fn update_validator(
+    o: &mut Overlay<'_>,
+    signer: PublicKey,
+    update: Validator,
+) -> Result<(), TxError> {
     require_governance(o, signer)?;
     let key = keys::validators(ValidatorSlot::Pending);
     let pending: ValidatorSet = o.read(&key)?.ok_or(TxError::UnknownAccount(signer))?;
@@ -70,7 +94,11 @@ pub(super) fn update_validator(o: &mut Overlay<'_>, signer: PublicKey, update: V
     Ok(())
 }
 
-pub(super) fn attest_clinician(o: &mut Overlay<'_>, signer: Address, clinician: &Address) -> Result<(), TxError> {
+pub(super) fn attest_clinician(
+    o: &mut Overlay<'_>,
+    signer: Address,
+    clinician: &Address,
+) -> Result<(), TxError> {
     let org = load_with_role(o, &signer, Role::Organisation)?;
     if !org.admitted {
         return Err(TxError::OrganisationNotAdmitted(signer));
@@ -81,7 +109,12 @@ pub(super) fn attest_clinician(o: &mut Overlay<'_>, signer: Address, clinician: 
     Ok(())
 }
 
-pub(super) fn transfer(o: &mut Overlay<'_>, signer: Address, to: &Address, amount: Amount) -> Result<(), TxError> {
+pub(super) fn transfer(
+    o: &mut Overlay<'_>,
+    signer: Address,
+    to: &Address,
+    amount: Amount,
+) -> Result<(), TxError> {
     if amount == 0 {
         return Err(TxError::ZeroAmount);
     }
@@ -91,11 +124,14 @@ pub(super) fn transfer(o: &mut Overlay<'_>, signer: Address, to: &Address, amoun
 
 pub(super) fn debit(o: &mut Overlay<'_>, address: &Address, amount: Amount) -> Result<(), TxError> {
     let mut account = load(o, address)?;
-    account.balance = account.balance.checked_sub(amount).ok_or(TxError::InsufficientBalance {
-        account: *address,
-        balance: account.balance,
-        needed: amount,
-    })?;
+    account.balance = account
+        .balance
+        .checked_sub(amount)
+        .ok_or(TxError::InsufficientBalance {
+            account: *address,
+            balance: account.balance,
+            needed: amount,
+        })?;
     o.write(keys::account(address), &account);
     Ok(())
 }

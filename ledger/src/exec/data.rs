@@ -11,18 +11,26 @@ use crate::tx::{record_id, AlertCondition, DataCommitmentBody, MAX_BLOB_BYTES, M
 use crate::types::{validate_set, Cid, DataCategory, LoincCode, RecordId, Role, TimeRange};
 
 pub(super) fn load_commitment(o: &Overlay<'_>, id: &RecordId) -> Result<DataCommitment, TxError> {
-    o.read(&keys::commitment(id))?.ok_or(TxError::UnknownRecord { kind: "commitment", id: *id })
+    o.read(&keys::commitment(id))?.ok_or(TxError::UnknownRecord {
+        kind: "commitment",
+        id: *id,
+    })
 }
 
 fn load_device(o: &Overlay<'_>, device: &PublicKey) -> Result<Device, TxError> {
-    o.read(&keys::device(device))?.ok_or(TxError::UnknownDevice(*device))
+    o.read(&keys::device(device))?
+        .ok_or(TxError::UnknownDevice(*device))
 }
 
 /// A device the patient owns that has not been revoked.
 fn active_device_of(o: &Overlay<'_>, device: &PublicKey, patient: &Address) -> Result<Device, TxError> {
     let record = load_device(o, device)?;
     if record.owner != *patient {
-        return Err(TxError::DeviceNotOwned { device: *device, owner: record.owner, claimed: *patient });
+        return Err(TxError::DeviceNotOwned {
+            device: *device,
+            owner: record.owner,
+            claimed: *patient,
+        });
     }
     if record.revoked_at.is_some() {
         return Err(TxError::DeviceRevoked(*device));
@@ -53,14 +61,24 @@ pub(super) fn register_device(
     if o.contains(&keys::device(&device)) || o.contains(&keys::account(&device)) {
         return Err(TxError::DeviceAlreadyRegistered(device));
     }
-    let record = Device { owner: signer, loinc_codes: loinc_codes.to_vec(), registered_at: ctx.time, revoked_at: None };
+    let record = Device {
+        owner: signer,
+        loinc_codes: loinc_codes.to_vec(),
+        registered_at: ctx.time,
+        revoked_at: None,
+    };
     o.write(keys::device(&device), &record);
     let id = Hash(device.0);
     o.push_to_list(ListKind::PatientDevices, &signer.0, &id)?;
     Ok(())
 }
 
-pub(super) fn revoke_device(o: &mut Overlay<'_>, ctx: &BlockContext, signer: Address, device: &PublicKey) -> Result<(), TxError> {
+pub(super) fn revoke_device(
+    o: &mut Overlay<'_>,
+    ctx: &BlockContext,
+    signer: Address,
+    device: &PublicKey,
+) -> Result<(), TxError> {
     let mut record = active_device_of(o, device, &signer)?;
     record.revoked_at = Some(ctx.time);
     o.write(keys::device(device), &record);
@@ -81,7 +99,9 @@ fn insert_commitment(o: &mut Overlay<'_>, id: RecordId, commitment: &DataCommitm
 
 fn check_blob(size: u64, time_range: &TimeRange, ctx: &BlockContext) -> Result<(), TxError> {
     if size == 0 || size > MAX_BLOB_BYTES {
-        return Err(TxError::InvalidTerms("blob size must be between 1 byte and the blob limit"));
+        return Err(TxError::InvalidTerms(
+            "blob size must be between 1 byte and the blob limit",
+        ));
     }
     time_range.validate()?;
     if time_range.end > ctx.time.saturating_add(MAX_CLOCK_DRIFT_MS) {
@@ -102,17 +122,28 @@ pub(super) fn commit_data(
     let device = match body.device {
         Some(device) => {
             if signer != body.patient && signer != device {
-                return Err(TxError::NotPatientsKey { signer, patient: body.patient });
+                return Err(TxError::NotPatientsKey {
+                    signer,
+                    patient: body.patient,
+                });
             }
             Some(active_device_of(o, &device, &body.patient)?)
         }
         None if signer == body.patient => None,
-        None => return Err(TxError::NotPatientsKey { signer, patient: body.patient }),
+        None => {
+            return Err(TxError::NotPatientsKey {
+                signer,
+                patient: body.patient,
+            })
+        }
     };
     validate_codes(&body.loinc_codes)?;
     if let (Some(device_key), Some(device)) = (body.device, &device) {
         if let Some(code) = body.loinc_codes.iter().find(|c| !device.loinc_codes.contains(c)) {
-            return Err(TxError::DeviceCodeNotRegistered { device: device_key, code: code.clone() });
+            return Err(TxError::DeviceCodeNotRegistered {
+                device: device_key,
+                code: code.clone(),
+            });
         }
     }
     check_blob(body.size, &body.time_range, ctx)?;
@@ -165,10 +196,18 @@ pub(super) fn add_note(
     insert_commitment(o, record_id(b"commitment", &signer, nonce), &commitment)
 }
 
-pub(super) fn erase(o: &mut Overlay<'_>, ctx: &BlockContext, signer: Address, id: &RecordId) -> Result<(), TxError> {
+pub(super) fn erase(
+    o: &mut Overlay<'_>,
+    ctx: &BlockContext,
+    signer: Address,
+    id: &RecordId,
+) -> Result<(), TxError> {
     let mut commitment = load_commitment(o, id)?;
     if commitment.patient != signer {
-        return Err(TxError::NotPatientsKey { signer, patient: commitment.patient });
+        return Err(TxError::NotPatientsKey {
+            signer,
+            patient: commitment.patient,
+        });
     }
     if commitment.erased_at.is_some() {
         return Err(TxError::AlreadyErased(*id));
@@ -193,20 +232,34 @@ pub(super) fn set_alert_rule(
     }
     loinc.validate()?;
     let id = record_id(b"alertrule", &signer, nonce);
-    let rule = AlertRule { patient: *patient, loinc: loinc.clone(), condition, set_by: signer, removed: false };
+    let rule = AlertRule {
+        patient: *patient,
+        loinc: loinc.clone(),
+        condition,
+        set_by: signer,
+        removed: false,
+    };
     o.write(keys::alert_rule(&id), &rule);
     o.push_to_list(ListKind::PatientAlertRules, &patient.0, &id)?;
     Ok(())
 }
 
 pub(super) fn remove_alert_rule(o: &mut Overlay<'_>, signer: Address, id: &RecordId) -> Result<(), TxError> {
-    let mut rule: AlertRule =
-        o.read(&keys::alert_rule(id))?.ok_or(TxError::UnknownRecord { kind: "alert rule", id: *id })?;
+    let mut rule: AlertRule = o.read(&keys::alert_rule(id))?.ok_or(TxError::UnknownRecord {
+        kind: "alert rule",
+        id: *id,
+    })?;
     if signer != rule.patient && signer != rule.set_by {
-        return Err(TxError::NotPatientsKey { signer, patient: rule.patient });
+        return Err(TxError::NotPatientsKey {
+            signer,
+            patient: rule.patient,
+        });
     }
     if rule.removed {
-        return Err(TxError::UnknownRecord { kind: "alert rule", id: *id });
+        return Err(TxError::UnknownRecord {
+            kind: "alert rule",
+            id: *id,
+        });
     }
     rule.removed = true;
     o.write(keys::alert_rule(id), &rule);
@@ -228,13 +281,24 @@ pub(super) fn raise_alert(
     let rule: AlertRule = o
         .read(&keys::alert_rule(rule_id))?
         .filter(|r: &AlertRule| !r.removed && r.patient == *patient)
-        .ok_or(TxError::UnknownRecord { kind: "alert rule", id: *rule_id })?;
+        .ok_or(TxError::UnknownRecord {
+            kind: "alert rule",
+            id: *rule_id,
+        })?;
     let commitment = load_commitment(o, commitment_id)?;
     if commitment.patient != *patient || !commitment.loinc_codes.contains(&rule.loinc) {
-        return Err(TxError::InvalidTerms("the alert's commitment must be the patient's and hold the rule's code"));
+        return Err(TxError::InvalidTerms(
+            "the alert's commitment must be the patient's and hold the rule's code",
+        ));
     }
     let id = record_id(b"alert", &signer, nonce);
-    let alert = Alert { patient: *patient, rule: *rule_id, commitment: *commitment_id, raised_by: signer, raised_at: ctx.height };
+    let alert = Alert {
+        patient: *patient,
+        rule: *rule_id,
+        commitment: *commitment_id,
+        raised_by: signer,
+        raised_at: ctx.height,
+    };
     o.write(keys::alert(&id), &alert);
     o.push_to_list(ListKind::PatientAlerts, &patient.0, &id)?;
     Ok(())

@@ -17,13 +17,21 @@ pub enum TxError {
     #[error("bad signature: {0}")]
     BadSignature(#[from] SignatureError),
     #[error("nonce {got} from {signer:?}, expected {expected} (replayed or out of order)")]
-    NonceMismatch { signer: PublicKey, expected: u64, got: u64 },
+    NonceMismatch {
+        signer: PublicKey,
+        expected: u64,
+        got: u64,
+    },
     #[error("{0:?} is not a registered account")]
     UnknownAccount(Address),
     #[error("{0:?} already has an account")]
     AlreadyRegistered(Address),
     #[error("{account:?} is a {got:?}, this needs a {expected:?}")]
-    WrongRole { account: Address, expected: Role, got: Role },
+    WrongRole {
+        account: Address,
+        expected: Role,
+        got: Role,
+    },
     #[error("{0:?} is not the governance key")]
     NotGovernance(PublicKey),
     #[error("organisation {0:?} is not admitted")]
@@ -39,7 +47,11 @@ pub enum TxError {
     #[error("device {0:?} was revoked")]
     DeviceRevoked(PublicKey),
     #[error("device {device:?} belongs to {owner:?}, not {claimed:?}")]
-    DeviceNotOwned { device: PublicKey, owner: Address, claimed: Address },
+    DeviceNotOwned {
+        device: PublicKey,
+        owner: Address,
+        claimed: Address,
+    },
     #[error("device {device:?} is not registered for {code}")]
     DeviceCodeNotRegistered { device: PublicKey, code: LoincCode },
     #[error("{signer:?} may not act for patient {patient:?}")]
@@ -59,7 +71,10 @@ pub enum TxError {
     #[error("access denied: {0}")]
     AccessDenied(#[from] AccessDenied),
     #[error("access request time {request_time} is outside the window around block time {block_time}")]
-    AccessRequestStale { request_time: TimeMs, block_time: TimeMs },
+    AccessRequestStale {
+        request_time: TimeMs,
+        block_time: TimeMs,
+    },
     #[error("access request {0:?} is already recorded")]
     AccessAlreadyRecorded(RecordId),
     #[error("request names blob {requested:?} but the commitment holds {committed:?}")]
@@ -67,11 +82,19 @@ pub enum TxError {
     #[error("commitment {0:?} is already erased")]
     AlreadyErased(RecordId),
     #[error("{account:?} holds {balance}, needs {needed}")]
-    InsufficientBalance { account: Address, balance: Amount, needed: Amount },
+    InsufficientBalance {
+        account: Address,
+        balance: Amount,
+        needed: Amount,
+    },
     #[error("amount must be positive")]
     ZeroAmount,
     #[error("study {study:?} has {remaining} in escrow, reward is {reward}")]
-    EscrowExhausted { study: RecordId, remaining: Amount, reward: Amount },
+    EscrowExhausted {
+        study: RecordId,
+        remaining: Amount,
+        reward: Amount,
+    },
     #[error("{patient:?} was already paid by study {study:?}")]
     AlreadyPaid { study: RecordId, patient: Address },
     #[error("{patient:?} already joined study {study:?}")]

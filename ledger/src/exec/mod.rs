@@ -61,7 +61,13 @@ pub struct BlockOutcome {
 
 impl BlockOutcome {
     /// The header of this block once the caller has committed `diff` and knows `state_root`.
-    pub fn header(&self, ctx: &BlockContext, last_block_id: BlockId, state_root: Hash, proposer: PublicKey) -> Header {
+    pub fn header(
+        &self,
+        ctx: &BlockContext,
+        last_block_id: BlockId,
+        state_root: Hash,
+        proposer: PublicKey,
+    ) -> Header {
         Header {
             chain_id: ctx.chain_id.clone(),
             height: ctx.height,
@@ -92,14 +98,20 @@ pub fn check_tx_stateless(chain_id: &str, tx_bytes: &[u8]) -> Result<Tx, TxError
 
 fn decode_tx(tx_bytes: &[u8]) -> Result<Tx, TxError> {
     if tx_bytes.len() > MAX_TX_BYTES {
-        return Err(TxError::TooLarge { size: tx_bytes.len(), limit: MAX_TX_BYTES });
+        return Err(TxError::TooLarge {
+            size: tx_bytes.len(),
+            limit: MAX_TX_BYTES,
+        });
     }
     Tx::from_bytes(tx_bytes).map_err(TxError::Malformed)
 }
 
 fn check_chain(chain_id: &str, tx: &Tx) -> Result<(), TxError> {
     if tx.body.chain_id != chain_id {
-        return Err(TxError::WrongChain { expected: chain_id.to_owned(), got: tx.body.chain_id.clone() });
+        return Err(TxError::WrongChain {
+            expected: chain_id.to_owned(),
+            got: tx.body.chain_id.clone(),
+        });
     }
     Ok(())
 }
@@ -109,7 +121,10 @@ fn check_chain(chain_id: &str, tx: &Tx) -> Result<(), TxError> {
 pub fn apply_tx(state: &dyn StateRead, ctx: &BlockContext, tx: &Tx) -> Result<StateDiff, TxError> {
     check_chain(&ctx.chain_id, tx)?;
     if encode(tx).len() > MAX_TX_BYTES {
-        return Err(TxError::TooLarge { size: encode(tx).len(), limit: MAX_TX_BYTES });
+        return Err(TxError::TooLarge {
+            size: encode(tx).len(),
+            limit: MAX_TX_BYTES,
+        });
     }
     tx.verify_signature()?;
     apply_verified_tx(state, ctx, tx)
@@ -121,7 +136,11 @@ fn apply_verified_tx(state: &dyn StateRead, ctx: &BlockContext, tx: &Tx) -> Resu
     let body = &tx.body;
     let expected = expected_nonce(&overlay, &body.signer)?;
     if body.nonce != expected {
-        return Err(TxError::NonceMismatch { signer: body.signer, expected, got: body.nonce });
+        return Err(TxError::NonceMismatch {
+            signer: body.signer,
+            expected,
+            got: body.nonce,
+        });
     }
     overlay.write(keys::nonce(&body.signer), &(expected + 1));
     let signer = body.signer;
@@ -130,7 +149,9 @@ fn apply_verified_tx(state: &dyn StateRead, ctx: &BlockContext, tx: &Tx) -> Resu
         Action::RegisterAccount { role, encryption_key } => {
             accounts::register(&mut overlay, signer, *role, *encryption_key)
         }
-        Action::AdmitOrganisation { organisation } => accounts::admit_organisation(&mut overlay, signer, organisation),
+        Action::AdmitOrganisation { organisation } => {
+            accounts::admit_organisation(&mut overlay, signer, organisation)
+        }
         Action::UpdateValidator { validator } => accounts::update_validator(&mut overlay, signer, *validator),
         Action::AttestClinician { clinician } => accounts::attest_clinician(&mut overlay, signer, clinician),
         Action::Transfer { to, amount } => accounts::transfer(&mut overlay, signer, to, *amount),
@@ -139,28 +160,48 @@ fn apply_verified_tx(state: &dyn StateRead, ctx: &BlockContext, tx: &Tx) -> Resu
         }
         Action::RevokeDevice { device } => data::revoke_device(&mut overlay, ctx, signer, device),
         Action::CommitData(body) => data::commit_data(&mut overlay, ctx, signer, nonce, body),
-        Action::AddClinicianNote { patient, cid, size, time_range } => {
-            data::add_note(&mut overlay, ctx, signer, nonce, patient, *cid, *size, *time_range)
-        }
+        Action::AddClinicianNote {
+            patient,
+            cid,
+            size,
+            time_range,
+        } => data::add_note(
+            &mut overlay,
+            ctx,
+            signer,
+            nonce,
+            patient,
+            *cid,
+            *size,
+            *time_range,
+        ),
         Action::EraseData { commitment } => data::erase(&mut overlay, ctx, signer, commitment),
-        Action::SetAlertRule { patient, loinc, condition } => {
-            data::set_alert_rule(&mut overlay, ctx, signer, nonce, patient, loinc, *condition)
-        }
+        Action::SetAlertRule {
+            patient,
+            loinc,
+            condition,
+        } => data::set_alert_rule(&mut overlay, ctx, signer, nonce, patient, loinc, *condition),
         Action::RemoveAlertRule { rule } => data::remove_alert_rule(&mut overlay, signer, rule),
-        Action::RaiseAlert { patient, rule, commitment } => {
-            data::raise_alert(&mut overlay, ctx, signer, nonce, patient, rule, commitment)
-        }
+        Action::RaiseAlert {
+            patient,
+            rule,
+            commitment,
+        } => data::raise_alert(&mut overlay, ctx, signer, nonce, patient, rule, commitment),
         Action::GrantConsent(terms) => permissions::grant_consent(&mut overlay, ctx, signer, nonce, terms),
         Action::RevokeConsent { consent } => permissions::revoke_consent(&mut overlay, ctx, signer, consent),
-        Action::OpenBreakGlass { patient, reason, duration_ms } => {
-            permissions::open_break_glass(&mut overlay, ctx, signer, nonce, patient, *reason, *duration_ms)
-        }
+        Action::OpenBreakGlass {
+            patient,
+            reason,
+            duration_ms,
+        } => permissions::open_break_glass(&mut overlay, ctx, signer, nonce, patient, *reason, *duration_ms),
         Action::RecordAccess { request } => permissions::record_access(&mut overlay, ctx, signer, request),
         Action::OpenStudy(terms) => study::open(&mut overlay, ctx, signer, nonce, terms),
         Action::JoinStudy { study, evidence } => study::join(&mut overlay, ctx, signer, study, evidence),
-        Action::DeliverStudyData { study, delivery, commitments } => {
-            study::deliver(&mut overlay, ctx, signer, study, *delivery, commitments)
-        }
+        Action::DeliverStudyData {
+            study,
+            delivery,
+            commitments,
+        } => study::deliver(&mut overlay, ctx, signer, study, *delivery, commitments),
         Action::CloseStudy { study } => study::close(&mut overlay, ctx, signer, study),
     }?;
     Ok(overlay.into_diff())
@@ -170,13 +211,23 @@ fn apply_verified_tx(state: &dyn StateRead, ctx: &BlockContext, tx: &Tx) -> Resu
 ///
 /// Rejects the whole block if any tx is malformed, mis-signed or invalid: validators vote
 /// only for blocks in which every tx applies. Signatures are checked in one batch first.
-pub fn apply_block(state: &dyn StateRead, ctx: &BlockContext, txs: &[Vec<u8>]) -> Result<BlockOutcome, BlockError> {
+pub fn apply_block(
+    state: &dyn StateRead,
+    ctx: &BlockContext,
+    txs: &[Vec<u8>],
+) -> Result<BlockOutcome, BlockError> {
     if txs.len() > MAX_BLOCK_TXS {
-        return Err(BlockError::TooManyTxs { count: txs.len(), limit: MAX_BLOCK_TXS });
+        return Err(BlockError::TooManyTxs {
+            count: txs.len(),
+            limit: MAX_BLOCK_TXS,
+        });
     }
     let total: usize = txs.iter().map(Vec::len).sum();
     if total > MAX_BLOCK_BYTES {
-        return Err(BlockError::TooLarge { size: total, limit: MAX_BLOCK_BYTES });
+        return Err(BlockError::TooLarge {
+            size: total,
+            limit: MAX_BLOCK_BYTES,
+        });
     }
     let mut decoded = Vec::with_capacity(txs.len());
     for (index, bytes) in txs.iter().enumerate() {
@@ -192,7 +243,12 @@ pub fn apply_block(state: &dyn StateRead, ctx: &BlockContext, txs: &[Vec<u8>]) -
         let diff = apply_verified_tx(&block, ctx, tx).map_err(|error| BlockError::Tx { index, error })?;
         block.extend(diff);
     }
-    Ok(BlockOutcome { diff: block.into_diff(), validators, next_validators, tx_root: merkle::tx_root(txs) })
+    Ok(BlockOutcome {
+        diff: block.into_diff(),
+        validators,
+        next_validators,
+        tx_root: merkle::tx_root(txs),
+    })
 }
 
 /// Batch-verifies all signatures; if the batch fails, finds the culprit so the error names it.
@@ -206,7 +262,10 @@ fn verify_tx_signatures(txs: &[Tx]) -> Result<(), BlockError> {
         return Ok(());
     }
     for (index, tx) in txs.iter().enumerate() {
-        tx.verify_signature().map_err(|e| BlockError::Tx { index, error: TxError::BadSignature(e) })?;
+        tx.verify_signature().map_err(|e| BlockError::Tx {
+            index,
+            error: TxError::BadSignature(e),
+        })?;
     }
     Ok(())
 }
@@ -215,7 +274,9 @@ fn verify_tx_signatures(txs: &[Tx]) -> Result<(), BlockError> {
 /// the pending set, sign block h + 2. Returns the sets for this block and the next.
 fn rotate_validators(block: &mut Overlay<'_>) -> Result<(ValidatorSet, ValidatorSet), BlockError> {
     let read = |block: &Overlay<'_>, slot| -> Result<ValidatorSet, BlockError> {
-        block.read::<ValidatorSet>(&keys::validators(slot))?.ok_or(BlockError::MissingValidators)
+        block
+            .read::<ValidatorSet>(&keys::validators(slot))?
+            .ok_or(BlockError::MissingValidators)
     };
     let previous_current = read(block, ValidatorSlot::Current)?;
     let current = read(block, ValidatorSlot::Next)?;

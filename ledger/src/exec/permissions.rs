@@ -8,7 +8,10 @@ use crate::crypto::Address;
 use crate::state::keys::{self, ListKind};
 use crate::state::records::{AccessRecord, BreakGlass, Consent, Study, StudyStatus};
 use crate::state::Overlay;
-use crate::tx::{record_id, ConsentTerms, EmergencyReason, Grantee, SignedAccessRequest, MAX_BREAK_GLASS_MS, MAX_CODES, MAX_SCOPE_DEVICES};
+use crate::tx::{
+    record_id, ConsentTerms, EmergencyReason, Grantee, SignedAccessRequest, MAX_BREAK_GLASS_MS, MAX_CODES,
+    MAX_SCOPE_DEVICES,
+};
 use crate::types::{validate_set, Purpose, RecordId, Role};
 
 fn validate_terms(terms: &ConsentTerms, ctx: &BlockContext) -> Result<(), TxError> {
@@ -31,11 +34,17 @@ fn validate_terms(terms: &ConsentTerms, ctx: &BlockContext) -> Result<(), TxErro
     if let Some(max) = terms.template.and_then(|t| t.max_duration()) {
         match terms.valid_until {
             Some(until) if until - terms.valid_from <= max => {}
-            _ => return Err(TxError::InvalidTerms("the care-role template limits how long this consent may last")),
+            _ => {
+                return Err(TxError::InvalidTerms(
+                    "the care-role template limits how long this consent may last",
+                ))
+            }
         }
     }
     if terms.purpose == Purpose::Emergency {
-        return Err(TxError::InvalidTerms("emergency access is break-glass, not consent"));
+        return Err(TxError::InvalidTerms(
+            "emergency access is break-glass, not consent",
+        ));
     }
     Ok(())
 }
@@ -51,7 +60,9 @@ fn check_grantee(o: &Overlay<'_>, terms: &ConsentTerms) -> Result<(), TxError> {
             }
         }
         Grantee::Study(id) => {
-            let study: Study = o.read(&keys::study(&id))?.ok_or(TxError::UnknownRecord { kind: "study", id })?;
+            let study: Study = o
+                .read(&keys::study(&id))?
+                .ok_or(TxError::UnknownRecord { kind: "study", id })?;
             if study.status != StudyStatus::Open {
                 return Err(TxError::StudyClosed(id));
             }
@@ -81,17 +92,33 @@ pub(super) fn grant_consent(
     validate_terms(terms, ctx)?;
     check_grantee(o, terms)?;
     let id = record_id(b"consent", &signer, nonce);
-    let consent = Consent { patient: signer, terms: terms.clone(), granted_at: ctx.time, revoked_at: None };
+    let consent = Consent {
+        patient: signer,
+        terms: terms.clone(),
+        granted_at: ctx.time,
+        revoked_at: None,
+    };
     o.write(keys::consent(&id), &consent);
     o.push_to_list(ListKind::PatientConsents, &signer.0, &id)?;
     o.push_to_list(ListKind::GranteeConsents, &grantee_owner(&terms.grantee), &id)?;
     Ok(())
 }
 
-pub(super) fn revoke_consent(o: &mut Overlay<'_>, ctx: &BlockContext, signer: Address, id: &RecordId) -> Result<(), TxError> {
-    let mut consent: Consent = o.read(&keys::consent(id))?.ok_or(TxError::UnknownRecord { kind: "consent", id: *id })?;
+pub(super) fn revoke_consent(
+    o: &mut Overlay<'_>,
+    ctx: &BlockContext,
+    signer: Address,
+    id: &RecordId,
+) -> Result<(), TxError> {
+    let mut consent: Consent = o.read(&keys::consent(id))?.ok_or(TxError::UnknownRecord {
+        kind: "consent",
+        id: *id,
+    })?;
     if consent.patient != signer {
-        return Err(TxError::NotPatientsKey { signer, patient: consent.patient });
+        return Err(TxError::NotPatientsKey {
+            signer,
+            patient: consent.patient,
+        });
     }
     if consent.revoked_at.is_some() {
         return Err(TxError::ConsentAlreadyRevoked(*id));
@@ -113,7 +140,10 @@ pub(super) fn open_break_glass(
     attested_clinician(o, &signer)?;
     load_with_role(o, patient, Role::Patient)?;
     if duration_ms == 0 || duration_ms > MAX_BREAK_GLASS_MS {
-        return Err(TxError::BreakGlassTooLong { requested_ms: duration_ms, max_ms: MAX_BREAK_GLASS_MS });
+        return Err(TxError::BreakGlassTooLong {
+            requested_ms: duration_ms,
+            max_ms: MAX_BREAK_GLASS_MS,
+        });
     }
     let id = record_id(b"breakglass", &signer, nonce);
     let record = BreakGlass {
@@ -141,12 +171,18 @@ pub(super) fn record_access(
     let request = &signed.request;
     signed.verify()?;
     if request.chain_id != ctx.chain_id {
-        return Err(TxError::WrongChain { expected: ctx.chain_id.clone(), got: request.chain_id.clone() });
+        return Err(TxError::WrongChain {
+            expected: ctx.chain_id.clone(),
+            got: request.chain_id.clone(),
+        });
     }
     if request.time > ctx.time.saturating_add(MAX_CLOCK_DRIFT_MS)
         || request.time.saturating_add(ACCESS_RECORD_WINDOW_MS) < ctx.time
     {
-        return Err(TxError::AccessRequestStale { request_time: request.time, block_time: ctx.time });
+        return Err(TxError::AccessRequestStale {
+            request_time: request.time,
+            block_time: ctx.time,
+        });
     }
     let id = request.id();
     if o.contains(&keys::access_record(&id)) {
@@ -154,10 +190,19 @@ pub(super) fn record_access(
     }
     let commitment = load_commitment(o, &request.commitment)?;
     if commitment.cid != request.cid {
-        return Err(TxError::CidMismatch { requested: request.cid, committed: commitment.cid });
+        return Err(TxError::CidMismatch {
+            requested: request.cid,
+            committed: commitment.cid,
+        });
     }
     // The read is judged at the time it happened: a consent revoked afterwards still covered it.
-    let basis = may_read(o, &request.reader, &request.commitment, request.purpose, request.time)?;
+    let basis = may_read(
+        o,
+        &request.reader,
+        &request.commitment,
+        request.purpose,
+        request.time,
+    )?;
     let record = AccessRecord {
         patient: commitment.patient,
         request: signed.clone(),

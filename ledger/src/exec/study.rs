@@ -12,14 +12,23 @@ use crate::types::{validate_set, Cid, DataCategory, Purpose, RecordId, Role, DAY
 use std::collections::BTreeSet;
 
 fn load_open_study(o: &Overlay<'_>, ctx: &BlockContext, id: &RecordId) -> Result<Study, TxError> {
-    let study: Study = o.read(&keys::study(id))?.ok_or(TxError::UnknownRecord { kind: "study", id: *id })?;
+    let study: Study = o.read(&keys::study(id))?.ok_or(TxError::UnknownRecord {
+        kind: "study",
+        id: *id,
+    })?;
     if study.status != StudyStatus::Open || ctx.time >= study.terms.ends_at {
         return Err(TxError::StudyClosed(*id));
     }
     Ok(study)
 }
 
-pub(super) fn open(o: &mut Overlay<'_>, ctx: &BlockContext, signer: Address, nonce: u64, terms: &StudyTerms) -> Result<(), TxError> {
+pub(super) fn open(
+    o: &mut Overlay<'_>,
+    ctx: &BlockContext,
+    signer: Address,
+    nonce: u64,
+    terms: &StudyTerms,
+) -> Result<(), TxError> {
     load_with_role(o, &signer, Role::Researcher)?;
     let criteria = &terms.criteria;
     if criteria.loinc_codes.is_empty() {
@@ -31,7 +40,9 @@ pub(super) fn open(o: &mut Overlay<'_>, ctx: &BlockContext, signer: Address, non
     }
     criteria.data_range.validate()?;
     if terms.reward == 0 || terms.escrow < terms.reward {
-        return Err(TxError::InvalidTerms("escrow must fund at least one positive reward"));
+        return Err(TxError::InvalidTerms(
+            "escrow must fund at least one positive reward",
+        ));
     }
     if terms.ends_at <= ctx.time {
         return Err(TxError::InvalidTerms("a study must end in the future"));
@@ -52,7 +63,12 @@ pub(super) fn open(o: &mut Overlay<'_>, ctx: &BlockContext, signer: Address, non
 }
 
 /// The patient's active research consent for this study, if any.
-fn study_consent(o: &Overlay<'_>, ctx: &BlockContext, patient: &Address, study: &RecordId) -> Result<Option<Consent>, TxError> {
+fn study_consent(
+    o: &Overlay<'_>,
+    ctx: &BlockContext,
+    patient: &Address,
+    study: &RecordId,
+) -> Result<Option<Consent>, TxError> {
     for id in o.list(ListKind::PatientConsents, &patient.0)? {
         if let Some(consent) = o.read::<Consent>(&keys::consent(&id))? {
             if consent.terms.grantee == Grantee::Study(*study)
@@ -68,7 +84,12 @@ fn study_consent(o: &Overlay<'_>, ctx: &BlockContext, patient: &Address, study: 
 
 /// Loads cited commitments and checks each is the patient's, live device data inside the
 /// study's range; returns them.
-fn cited_commitments(o: &Overlay<'_>, patient: &Address, study: &Study, ids: &[RecordId]) -> Result<Vec<DataCommitment>, TxError> {
+fn cited_commitments(
+    o: &Overlay<'_>,
+    patient: &Address,
+    study: &Study,
+    ids: &[RecordId],
+) -> Result<Vec<DataCommitment>, TxError> {
     if ids.is_empty() {
         return Err(TxError::CriteriaNotMet("no commitments cited"));
     }
@@ -77,46 +98,83 @@ fn cited_commitments(o: &Overlay<'_>, patient: &Address, study: &Study, ids: &[R
     for id in ids {
         let c = load_commitment(o, id)?;
         if c.patient != *patient {
-            return Err(TxError::NotPatientsKey { signer: *patient, patient: c.patient });
+            return Err(TxError::NotPatientsKey {
+                signer: *patient,
+                patient: c.patient,
+            });
         }
         if c.erased_at.is_some() {
             return Err(TxError::AlreadyErased(*id));
         }
-        if c.category != DataCategory::DeviceReadings || !study.terms.criteria.data_range.covers(&c.time_range) {
-            return Err(TxError::CriteriaNotMet("a cited commitment is outside the study's data range"));
+        if c.category != DataCategory::DeviceReadings
+            || !study.terms.criteria.data_range.covers(&c.time_range)
+        {
+            return Err(TxError::CriteriaNotMet(
+                "a cited commitment is outside the study's data range",
+            ));
         }
-        if !c.loinc_codes.iter().any(|code| study.terms.criteria.loinc_codes.contains(code)) {
-            return Err(TxError::CriteriaNotMet("a cited commitment holds none of the study's codes"));
+        if !c
+            .loinc_codes
+            .iter()
+            .any(|code| study.terms.criteria.loinc_codes.contains(code))
+        {
+            return Err(TxError::CriteriaNotMet(
+                "a cited commitment holds none of the study's codes",
+            ));
         }
         out.push(c);
     }
     Ok(out)
 }
 
-pub(super) fn join(o: &mut Overlay<'_>, ctx: &BlockContext, signer: Address, id: &RecordId, evidence: &[RecordId]) -> Result<(), TxError> {
+pub(super) fn join(
+    o: &mut Overlay<'_>,
+    ctx: &BlockContext,
+    signer: Address,
+    id: &RecordId,
+    evidence: &[RecordId],
+) -> Result<(), TxError> {
     load_with_role(o, &signer, Role::Patient)?;
     let mut study = load_open_study(o, ctx, id)?;
     let key = keys::participation(id, &signer);
     if o.contains(&key) {
-        return Err(TxError::AlreadyJoined { study: *id, patient: signer });
+        return Err(TxError::AlreadyJoined {
+            study: *id,
+            patient: signer,
+        });
     }
     if study_consent(o, ctx, &signer, id)?.is_none() {
-        return Err(TxError::CriteriaNotMet("join needs an active research consent for the study"));
+        return Err(TxError::CriteriaNotMet(
+            "join needs an active research consent for the study",
+        ));
     }
     let commitments = cited_commitments(o, &signer, &study, evidence)?;
     let criteria = &study.terms.criteria;
     let covered: BTreeSet<_> = commitments.iter().flat_map(|c| c.loinc_codes.iter()).collect();
     if !criteria.loinc_codes.iter().all(|code| covered.contains(code)) {
-        return Err(TxError::CriteriaNotMet("the evidence does not cover every code the study needs"));
+        return Err(TxError::CriteriaNotMet(
+            "the evidence does not cover every code the study needs",
+        ));
     }
     let days: BTreeSet<u64> = commitments
         .iter()
-        .flat_map(|c| (c.time_range.start / DAY_MS)..=(c.time_range.end / DAY_MS).min(c.time_range.start / DAY_MS + 366))
+        .flat_map(|c| {
+            (c.time_range.start / DAY_MS)..=(c.time_range.end / DAY_MS).min(c.time_range.start / DAY_MS + 366)
+        })
         .collect();
     if days.len() < criteria.min_days as usize {
-        return Err(TxError::CriteriaNotMet("the evidence spans fewer days than the study needs"));
+        return Err(TxError::CriteriaNotMet(
+            "the evidence spans fewer days than the study needs",
+        ));
     }
-    o.write(key, &Participation { joined_at: ctx.time, delivery: None, paid: 0 });
+    o.write(
+        key,
+        &Participation {
+            joined_at: ctx.time,
+            delivery: None,
+            paid: 0,
+        },
+    );
     o.push_to_list(ListKind::StudyParticipants, &id.0, &crate::crypto::Hash(signer.0))?;
     study.participants += 1;
     o.write(keys::study(id), &study);
@@ -133,21 +191,33 @@ pub(super) fn deliver(
 ) -> Result<(), TxError> {
     let mut study = load_open_study(o, ctx, id)?;
     let key = keys::participation(id, &signer);
-    let mut participation: Participation =
-        o.read(&key)?.ok_or(TxError::NotParticipant { study: *id, patient: signer })?;
+    let mut participation: Participation = o.read(&key)?.ok_or(TxError::NotParticipant {
+        study: *id,
+        patient: signer,
+    })?;
     if participation.paid > 0 {
-        return Err(TxError::AlreadyPaid { study: *id, patient: signer });
+        return Err(TxError::AlreadyPaid {
+            study: *id,
+            patient: signer,
+        });
     }
-    let consent = study_consent(o, ctx, &signer, id)?
-        .ok_or(TxError::CriteriaNotMet("delivery needs an active research consent for the study"))?;
+    let consent = study_consent(o, ctx, &signer, id)?.ok_or(TxError::CriteriaNotMet(
+        "delivery needs an active research consent for the study",
+    ))?;
     for c in cited_commitments(o, &signer, &study, commitments)? {
         if !crate::access::scope_covers(&consent.terms.scope, &c) {
-            return Err(TxError::CriteriaNotMet("a delivered commitment is outside the consent's scope"));
+            return Err(TxError::CriteriaNotMet(
+                "a delivered commitment is outside the consent's scope",
+            ));
         }
     }
     let reward = study.terms.reward;
     if study.escrow_remaining < reward {
-        return Err(TxError::EscrowExhausted { study: *id, remaining: study.escrow_remaining, reward });
+        return Err(TxError::EscrowExhausted {
+            study: *id,
+            remaining: study.escrow_remaining,
+            reward,
+        });
     }
     study.escrow_remaining -= reward;
     study.paid += 1;
@@ -172,13 +242,23 @@ fn close_and_refund(o: &mut Overlay<'_>, study: &mut Study) -> Result<(), TxErro
     Ok(())
 }
 
-pub(super) fn close(o: &mut Overlay<'_>, ctx: &BlockContext, signer: Address, id: &RecordId) -> Result<(), TxError> {
-    let mut study: Study = o.read(&keys::study(id))?.ok_or(TxError::UnknownRecord { kind: "study", id: *id })?;
+pub(super) fn close(
+    o: &mut Overlay<'_>,
+    ctx: &BlockContext,
+    signer: Address,
+    id: &RecordId,
+) -> Result<(), TxError> {
+    let mut study: Study = o.read(&keys::study(id))?.ok_or(TxError::UnknownRecord {
+        kind: "study",
+        id: *id,
+    })?;
     if study.status == StudyStatus::Closed {
         return Err(TxError::StudyClosed(*id));
     }
     if signer != study.researcher && ctx.time < study.terms.ends_at {
-        return Err(TxError::InvalidTerms("only the researcher may close a study before its end"));
+        return Err(TxError::InvalidTerms(
+            "only the researcher may close a study before its end",
+        ));
     }
     close_and_refund(o, &mut study)?;
     o.write(keys::study(id), &study);

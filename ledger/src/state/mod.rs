@@ -9,7 +9,7 @@ pub mod keys;
 pub mod records;
 mod tree;
 
-pub use tree::{MemoryState, MemoryTreeStore, StateProof, StateProofError, StateTree};
+pub use tree::{to_value_set, MemoryState, MemoryTreeStore, StateProof, StateProofError, StateTree};
 
 use crate::codec::{decode, encode};
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -38,8 +38,16 @@ pub struct CorruptState {
 
 pub(crate) fn printable_key(key: &[u8]) -> String {
     let split = key.iter().position(|b| *b == b'/').map(|i| i + 1).unwrap_or(0);
-    let ns_end = key[split..].iter().position(|b| !b.is_ascii_graphic()).map(|i| split + i).unwrap_or(key.len());
-    format!("{}{}", String::from_utf8_lossy(&key[..ns_end]), hex::encode(&key[ns_end..]))
+    let ns_end = key[split..]
+        .iter()
+        .position(|b| !b.is_ascii_graphic())
+        .map(|i| split + i)
+        .unwrap_or(key.len());
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&key[..ns_end]),
+        hex::encode(&key[ns_end..])
+    )
 }
 
 /// Reads `base` with `writes` layered on top; the state machine's working view.
@@ -56,7 +64,10 @@ impl std::fmt::Debug for Overlay<'_> {
 
 impl<'a> Overlay<'a> {
     pub fn new(base: &'a dyn StateRead) -> Self {
-        Overlay { base, writes: StateDiff::new() }
+        Overlay {
+            base,
+            writes: StateDiff::new(),
+        }
     }
 
     pub fn into_diff(self) -> StateDiff {
@@ -74,7 +85,9 @@ impl<'a> Overlay<'a> {
     pub fn read<T: BorshDeserialize>(&self, key: &[u8]) -> Result<Option<T>, CorruptState> {
         match self.get(key) {
             None => Ok(None),
-            Some(bytes) => decode(&bytes).map(Some).map_err(|_| CorruptState { key: printable_key(key) }),
+            Some(bytes) => decode(&bytes).map(Some).map_err(|_| CorruptState {
+                key: printable_key(key),
+            }),
         }
     }
 
@@ -94,7 +107,12 @@ impl<'a> Overlay<'a> {
     }
 
     /// Appends `id` to an owner's list and returns its index.
-    pub fn push_to_list(&mut self, kind: keys::ListKind, owner: &[u8; 32], id: &crate::types::RecordId) -> Result<u64, CorruptState> {
+    pub fn push_to_list(
+        &mut self,
+        kind: keys::ListKind,
+        owner: &[u8; 32],
+        id: &crate::types::RecordId,
+    ) -> Result<u64, CorruptState> {
         let len_key = keys::list_len(kind, owner);
         let len: u64 = self.read(&len_key)?.unwrap_or(0);
         self.write(keys::list_item(kind, owner, len), id);
@@ -117,7 +135,9 @@ pub trait StateReadExt: StateRead {
     fn read<T: BorshDeserialize>(&self, key: &[u8]) -> Result<Option<T>, CorruptState> {
         match self.get(key) {
             None => Ok(None),
-            Some(bytes) => decode(&bytes).map(Some).map_err(|_| CorruptState { key: printable_key(key) }),
+            Some(bytes) => decode(&bytes).map(Some).map_err(|_| CorruptState {
+                key: printable_key(key),
+            }),
         }
     }
 
@@ -126,7 +146,11 @@ pub trait StateReadExt: StateRead {
     }
 
     /// Ids in an owner's list, oldest first.
-    fn list(&self, kind: keys::ListKind, owner: &[u8; 32]) -> Result<Vec<crate::types::RecordId>, CorruptState> {
+    fn list(
+        &self,
+        kind: keys::ListKind,
+        owner: &[u8; 32],
+    ) -> Result<Vec<crate::types::RecordId>, CorruptState> {
         let len = self.list_len(kind, owner)?;
         let mut out = Vec::with_capacity(len.min(4096) as usize);
         for i in 0..len {

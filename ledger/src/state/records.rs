@@ -2,9 +2,9 @@
 //! the keys of [`super::keys`].
 
 use crate::crypto::{Address, EncryptionKey, PublicKey};
+use crate::header::Height;
 use crate::tx::{AlertCondition, ConsentTerms, EmergencyReason, SignedAccessRequest, StudyTerms};
 use crate::types::{Amount, Cid, DataCategory, LoincCode, Purpose, RecordId, Role, TimeMs, TimeRange};
-use crate::header::Height;
 use borsh::{BorshDeserialize, BorshSerialize};
 
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]

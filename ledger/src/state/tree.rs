@@ -29,7 +29,12 @@ impl PartialEq for StateProof {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StateProofError {
     #[error("proof does not show key {key} {claim} under root {root}: {reason}")]
-    Mismatch { key: String, claim: &'static str, root: Hash, reason: String },
+    Mismatch {
+        key: String,
+        claim: &'static str,
+        root: Hash,
+        reason: String,
+    },
     #[error("state tree storage failed: {0}")]
     Storage(String),
 }
@@ -37,12 +42,14 @@ pub enum StateProofError {
 impl StateProof {
     /// Checks that under `root`, `key` holds `value` (`Some`) or is absent (`None`).
     pub fn verify(&self, root: &Hash, key: &[u8], value: Option<&[u8]>) -> Result<(), StateProofError> {
-        self.0.verify(RootHash(root.0), KeyHash::with::<Sha256>(key), value).map_err(|e| StateProofError::Mismatch {
-            key: super::printable_key(key),
-            claim: if value.is_some() { "present" } else { "absent" },
-            root: *root,
-            reason: e.to_string(),
-        })
+        self.0
+            .verify(RootHash(root.0), KeyHash::with::<Sha256>(key), value)
+            .map_err(|e| StateProofError::Mismatch {
+                key: super::printable_key(key),
+                claim: if value.is_some() { "present" } else { "absent" },
+                root: *root,
+                reason: e.to_string(),
+            })
     }
 
     /// Encoded size, for proof summaries shown to users.
@@ -63,7 +70,11 @@ impl TreeReader for MemoryTreeStore {
         Ok(self.nodes.read().map_err(poisoned)?.get(node_key).cloned())
     }
 
-    fn get_value_option(&self, max_version: Version, key_hash: KeyHash) -> anyhow::Result<Option<OwnedValue>> {
+    fn get_value_option(
+        &self,
+        max_version: Version,
+        key_hash: KeyHash,
+    ) -> anyhow::Result<Option<OwnedValue>> {
         let values = self.values.read().map_err(poisoned)?;
         Ok(values
             .get(&key_hash)
@@ -85,7 +96,10 @@ impl TreeWriter for MemoryTreeStore {
         }
         let mut values = self.values.write().map_err(poisoned)?;
         for ((version, key_hash), value) in batch.values() {
-            values.entry(*key_hash).or_default().insert(*version, value.clone());
+            values
+                .entry(*key_hash)
+                .or_default()
+                .insert(*version, value.clone());
         }
         Ok(())
     }
@@ -134,15 +148,25 @@ impl<'s, S: TreeReader + TreeWriter> StateTree<'s, S> {
     }
 
     /// The value of `key` at `version` with its (non-)inclusion proof.
-    pub fn get_with_proof(&self, key: &[u8], version: Version) -> Result<(Option<Vec<u8>>, StateProof), StateProofError> {
+    pub fn get_with_proof(
+        &self,
+        key: &[u8],
+        version: Version,
+    ) -> Result<(Option<Vec<u8>>, StateProof), StateProofError> {
         let tree = JellyfishMerkleTree::<S, Sha256>::new(self.store);
-        let (value, proof) = tree.get_with_proof(KeyHash::with::<Sha256>(key), version).map_err(storage)?;
+        let (value, proof) = tree
+            .get_with_proof(KeyHash::with::<Sha256>(key), version)
+            .map_err(storage)?;
         Ok((value, StateProof(proof)))
     }
 }
 
-fn to_value_set(diff: &StateDiff) -> Vec<(KeyHash, Option<OwnedValue>)> {
-    diff.iter().map(|(k, v)| (KeyHash::with::<Sha256>(k), v.clone())).collect()
+/// The JMT value set of a diff (keys hashed with SHA-256); stores that commit a diff in
+/// their own transaction (the node's redb store) use this.
+pub fn to_value_set(diff: &StateDiff) -> Vec<(KeyHash, Option<OwnedValue>)> {
+    diff.iter()
+        .map(|(k, v)| (KeyHash::with::<Sha256>(k), v.clone()))
+        .collect()
 }
 
 fn storage(e: anyhow::Error) -> StateProofError {
@@ -188,7 +212,11 @@ impl MemoryState {
         StateTree::new(&self.tree).root_after(diff, version)
     }
 
-    pub fn get_with_proof(&self, key: &[u8], version: Version) -> Result<(Option<Vec<u8>>, StateProof), StateProofError> {
+    pub fn get_with_proof(
+        &self,
+        key: &[u8],
+        version: Version,
+    ) -> Result<(Option<Vec<u8>>, StateProof), StateProofError> {
         StateTree::new(&self.tree).get_with_proof(key, version)
     }
 
