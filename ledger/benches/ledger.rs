@@ -164,7 +164,11 @@ fn machine() -> String {
         "CPU: {} ({cores} logical CPUs, {} MHz; flags: {}); {}",
         field("model name"),
         field("cpu MHz"),
-        if feats.is_empty() { "none of avx2/avx512/sha_ni/bmi2/adx".to_string() } else { feats.join(" ") },
+        if feats.is_empty() {
+            "none of avx2/avx512/sha_ni/bmi2/adx".to_string()
+        } else {
+            feats.join(" ")
+        },
         rustc.trim()
     )
 }
@@ -259,8 +263,10 @@ fn single_verify_path(
         if check == SignatureCheck::UntilThreshold && tally.exceeds(2, 3) {
             break;
         }
-        verify_signature(&sig.validator, &message, &sig.signature).map_err(|_| VerifyError::BadSignature {
-            validator: sig.validator,
+        verify_signature(&sig.validator, &message, &sig.signature).map_err(|_| {
+            VerifyError::BadSignature {
+                validator: sig.validator,
+            }
         })?;
         tally.signed += power;
     }
@@ -273,20 +279,26 @@ fn single_verify_path(
 fn bench_commits(cfg: &Cfg, sizes: &[usize]) {
     println!("## 1. Commit verification (equal power, all N validators signed)\n");
     println!(
-        "| N | operation | sigs checked | samples | median µs | min µs | µs/signature | ratio to N × verify_signature |"
+        "| N | operation | sigs checked | samples | median µs | min µs | µs/signature | ratio to baseline |"
     );
     println!("|---:|---|---:|---:|---:|---:|---:|---:|");
     for &n in sizes {
         let fx = commit_fixture(n);
         let chain = TEST_CHAIN_ID;
         let options = TrustOptions::default();
-        let message =
-            precommit_sign_bytes(chain, fx.commit.height, fx.commit.round, &fx.commit.block_id);
+        let message = precommit_sign_bytes(chain, fx.commit.height, fx.commit.round, &fx.commit.block_id);
         let k = n * 2 / 3 + 1;
 
         // Correctness before timing.
         assert!(verify_commit(chain, &fx.header, &fx.commit, &fx.set).is_ok());
-        assert!(verify_commit_with(chain, &fx.header, &fx.commit, &fx.set, SignatureCheck::UntilThreshold).is_ok());
+        assert!(verify_commit_with(
+            chain,
+            &fx.header,
+            &fx.commit,
+            &fx.set,
+            SignatureCheck::UntilThreshold
+        )
+        .is_ok());
         assert_eq!(
             verify_skipping(
                 &fx.trusted,
@@ -308,7 +320,37 @@ fn bench_commits(cfg: &Cfg, sizes: &[usize]) {
             assert!(verify_commit(chain, &fx.header, &forged, &fx.set).is_err());
         }
 
+        // Raw-crate floor inputs (outside the ledger's API), same keys, message and signatures.
+        let consensus_keys: Vec<ed25519_consensus::VerificationKey> = fx
+            .commit
+            .signatures
+            .iter()
+            .map(|s| ed25519_consensus::VerificationKey::try_from(s.validator.0).expect("key"))
+            .collect();
+        let dalek_keys: Vec<ed25519_dalek::VerifyingKey> = fx
+            .commit
+            .signatures
+            .iter()
+            .map(|s| ed25519_dalek::VerifyingKey::from_bytes(&s.validator.0).expect("key"))
+            .collect();
+        for (key, sig) in dalek_keys.iter().zip(&fx.commit.signatures) {
+            use ed25519_dalek::Verifier as _;
+            key.verify(&message, &ed25519_dalek::Signature::from_bytes(&sig.signature.0))
+                .expect("dalek accepts");
+        }
+
         let mut ops = vec![
+            simple(|| {
+                for sig in &fx.commit.signatures {
+                    let vk = ed25519_consensus::VerificationKey::try_from(black_box(sig.validator.0))
+                        .expect("key");
+                    black_box(vk.verify(
+                        &ed25519_consensus::Signature::from(sig.signature.0),
+                        black_box(&message),
+                    ))
+                    .expect("valid");
+                }
+            }),
             simple(|| {
                 for sig in &fx.commit.signatures {
                     black_box(verify_signature(
@@ -320,8 +362,13 @@ fn bench_commits(cfg: &Cfg, sizes: &[usize]) {
                 }
             }),
             simple(|| {
-                black_box(verify_commit(chain, black_box(&fx.header), black_box(&fx.commit), &fx.set))
-                    .expect("valid");
+                black_box(verify_commit(
+                    chain,
+                    black_box(&fx.header),
+                    black_box(&fx.commit),
+                    &fx.set,
+                ))
+                .expect("valid");
             }),
             simple(|| {
                 black_box(verify_commit_with(
@@ -366,17 +413,50 @@ fn bench_commits(cfg: &Cfg, sizes: &[usize]) {
                 ))
                 .expect("valid");
             }),
+            simple(|| {
+                for (vk, sig) in consensus_keys.iter().zip(&fx.commit.signatures) {
+                    black_box(vk.verify(
+                        &ed25519_consensus::Signature::from(sig.signature.0),
+                        black_box(&message),
+                    ))
+                    .expect("valid");
+                }
+            }),
+            simple(|| {
+                use ed25519_dalek::Verifier as _;
+                for (vk, sig) in dalek_keys.iter().zip(&fx.commit.signatures) {
+                    black_box(vk.verify(
+                        black_box(&message),
+                        &ed25519_dalek::Signature::from_bytes(&sig.signature.0),
+                    ))
+                    .expect("valid");
+                }
+            }),
+            simple(|| {
+                let mut batch = SignatureBatch::new();
+                for sig in &fx.commit.signatures[..k] {
+                    batch.queue(&sig.validator, black_box(&message), &sig.signature);
+                }
+                black_box(batch.verify()).expect("valid");
+            }),
         ];
         let st = bench_group(cfg, &mut ops);
         drop(ops);
         let base = st[0].median;
         let rows = [
-            ("n × verify_signature (strict single, baseline)", n),
+            ("n × ed25519-consensus parse key + verify (baseline)", n),
+            ("n × verify_signature", n),
             ("verify_commit (All, batch)", n),
             ("verify_commit_with(UntilThreshold)", k),
             ("verify_skipping h→h+1000 (stable set, UntilThreshold)", k),
             ("single-verify path (All, no batch)", n),
             ("single-verify path (UntilThreshold, no batch)", k),
+            ("floor: ed25519-consensus verify × N, key pre-parsed", n),
+            (
+                "floor: ed25519-dalek verify × N, key pre-parsed (curve25519-dalek 4)",
+                n,
+            ),
+            ("floor: SignatureBatch of k signatures alone (queue + verify)", k),
         ];
         for ((name, checked), s) in rows.iter().zip(&st) {
             println!(
@@ -390,8 +470,9 @@ fn bench_commits(cfg: &Cfg, sizes: &[usize]) {
         }
     }
     println!(
-        "\nµs/signature = median / N (per validator in the set). Ratio = median / median of the first row \
-         (N single ZIP-215 verifications with ed25519-consensus, key parsed per signature), same run.\n"
+        "\nµs/signature = median / N (per validator in the set); k = floor(2N/3) + 1. Ratio = median / median of the \
+         first row (N single ZIP-215 verifications with ed25519-consensus, key parsed per signature: what \
+         `verify_signature` does without the fast path), same run. Floor rows call the crates directly.\n"
     );
 }
 
@@ -416,10 +497,18 @@ fn tx_fixture() -> TxFixture {
         a.tx(Action::RegisterAccount { role, encryption_key })
     };
 
-    let mut patients: Vec<Actor> = (0..PATIENTS).map(|i| Actor::from_seed(10_000 + i as u64)).collect();
-    let mut devices: Vec<Actor> = (0..PATIENTS).map(|i| Actor::from_seed(20_000 + i as u64)).collect();
-    let mut readers: Vec<Actor> = (0..PATIENTS).map(|i| Actor::from_seed(30_000 + i as u64)).collect();
-    let mut grantees: Vec<Actor> = (0..PATIENTS).map(|i| Actor::from_seed(40_000 + i as u64)).collect();
+    let mut patients: Vec<Actor> = (0..PATIENTS)
+        .map(|i| Actor::from_seed(10_000 + i as u64))
+        .collect();
+    let mut devices: Vec<Actor> = (0..PATIENTS)
+        .map(|i| Actor::from_seed(20_000 + i as u64))
+        .collect();
+    let mut readers: Vec<Actor> = (0..PATIENTS)
+        .map(|i| Actor::from_seed(30_000 + i as u64))
+        .collect();
+    let mut grantees: Vec<Actor> = (0..PATIENTS)
+        .map(|i| Actor::from_seed(40_000 + i as u64))
+        .collect();
     let mut org = Actor::from_seed(50_000);
 
     // Block: accounts.
@@ -508,20 +597,22 @@ fn tx_fixture() -> TxFixture {
         let body = commit_body(&patients[p], &devices[p], ctx.time);
         txs.push(devices[p].tx(Action::CommitData(body)));
         let grantee = grantees[(i * 3) % PATIENTS].address();
-        txs.push(patients[(p + 50) % PATIENTS].tx(Action::GrantConsent(ConsentTerms {
-            grantee: Grantee::Account(grantee),
-            scope: ConsentScope {
-                categories: vec![],
-                loinc_codes: vec![hr.clone()],
-                devices: vec![],
-                data_range: None,
-            },
-            purpose: Purpose::Caregiving,
-            access: AccessLevel::Read,
-            valid_from: ctx.time,
-            valid_until: Some(ctx.time + 30 * DAY_MS),
-            template: None,
-        })));
+        txs.push(
+            patients[(p + 50) % PATIENTS].tx(Action::GrantConsent(ConsentTerms {
+                grantee: Grantee::Account(grantee),
+                scope: ConsentScope {
+                    categories: vec![],
+                    loinc_codes: vec![hr.clone()],
+                    devices: vec![],
+                    data_range: None,
+                },
+                purpose: Purpose::Caregiving,
+                access: AccessLevel::Read,
+                valid_from: ctx.time,
+                valid_until: Some(ctx.time + 30 * DAY_MS),
+                template: None,
+            })),
+        );
         let (commitment, cid) = setup_commitments[p];
         let request = AccessRequest {
             chain_id: TEST_CHAIN_ID.into(),
@@ -545,7 +636,10 @@ fn tx_fixture() -> TxFixture {
 
 /// A MemoryState with the same content as `state`, at version 0 (MemoryState is not Clone).
 fn copy_state(state: &MemoryState) -> MemoryState {
-    let diff: StateDiff = state.entries().map(|(k, v)| (k.clone(), Some(v.clone()))).collect();
+    let diff: StateDiff = state
+        .entries()
+        .map(|(k, v)| (k.clone(), Some(v.clone())))
+        .collect();
     let mut copy = MemoryState::new();
     copy.commit(&diff, 0).expect("memory store");
     copy
@@ -559,7 +653,10 @@ fn bench_apply(cfg: &Cfg) {
     let bytes: usize = fx.block.iter().map(Vec::len).sum();
     let outcome = apply_block(&fx.chain.state, &ctx, &fx.block).expect("benchmark block applies");
     let base_copy = copy_state(&fx.chain.state);
-    assert_eq!(base_copy.root().expect("root"), fx.chain.state.root().expect("root"));
+    assert_eq!(
+        base_copy.root().expect("root"),
+        fx.chain.state.root().expect("root")
+    );
     eprintln!(
         "  tx fixture: {} keys in state, block of {n} txs ({bytes} bytes, {} writes) built in {:.2?}",
         fx.chain.state.entries().count(),
@@ -653,15 +750,19 @@ fn bench_proofs(cfg: &Cfg, sizes: &[usize]) {
         let present: Vec<Vec<u8>> = (0..Q).map(|i| key(i * 7919 % n as u64)).collect();
         let missing: Vec<Vec<u8>> = (0..Q).map(absent).collect();
         let proofs = |keys: &[Vec<u8>]| -> Vec<(Option<Vec<u8>>, StateProof)> {
-            keys.iter().map(|k| state.get_with_proof(k, 0).expect("proof")).collect()
+            keys.iter()
+                .map(|k| state.get_with_proof(k, 0).expect("proof"))
+                .collect()
         };
         let present_proofs = proofs(&present);
         let missing_proofs = proofs(&missing);
         let avg_size = |ps: &[(Option<Vec<u8>>, StateProof)]| {
             ps.iter().map(|(_, p)| p.encoded_len()).sum::<usize>() as f64 / ps.len() as f64
         };
-        for ((k, (v, p)), (mk, (mv, mp))) in
-            present.iter().zip(&present_proofs).zip(missing.iter().zip(&missing_proofs))
+        for ((k, (v, p)), (mk, (mv, mp))) in present
+            .iter()
+            .zip(&present_proofs)
+            .zip(missing.iter().zip(&missing_proofs))
         {
             assert!(v.is_some() && mv.is_none());
             p.verify(&root, k, v.as_deref()).expect("inclusion");
@@ -719,15 +820,22 @@ fn bench_proofs(cfg: &Cfg, sizes: &[usize]) {
 fn main() {
     let mut quick = false;
     let mut secs: Option<f64> = None;
+    let mut only: Vec<u32> = vec![1, 2, 3];
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => quick = true,
             "--secs" => secs = Some(args.next().and_then(|s| s.parse().ok()).expect("--secs N")),
+            "--only" => {
+                only = args
+                    .next()
+                    .map(|s| s.split(',').filter_map(|t| t.trim().parse().ok()).collect())
+                    .expect("--only 1,2,3")
+            }
             // cargo bench passes --bench to harness = false targets.
             "--bench" => {}
             "-h" | "--help" => {
-                println!("ledger bench [--quick] [--secs N]");
+                println!("ledger bench [--quick] [--secs N] [--only 1,2,3 (tables)]");
                 return;
             }
             other => panic!("unknown argument {other}"),
@@ -750,7 +858,14 @@ fn main() {
             sample_target: Duration::from_millis(1),
         }
     };
-    println!("# medledger-ledger benchmarks{}\n", if quick { " (--quick: smoke test, numbers are rough)" } else { "" });
+    println!(
+        "# medledger-ledger benchmarks{}\n",
+        if quick {
+            " (--quick: smoke test, numbers are rough)"
+        } else {
+            ""
+        }
+    );
     println!("{}", machine());
     println!(
         "method: warm-up >= {:?} per row, then rows of one group timed interleaved ({:?} slices) until each has \
@@ -765,9 +880,15 @@ fn main() {
     );
     println!("loadavg at start: {}\n", loadavg());
 
-    bench_commits(&cfg, &[4, 32, 100]);
-    bench_apply(&cfg);
-    bench_proofs(&cfg, &[10_000, 100_000]);
+    if only.contains(&1) {
+        bench_commits(&cfg, &[4, 32, 100]);
+    }
+    if only.contains(&2) {
+        bench_apply(&cfg);
+    }
+    if only.contains(&3) {
+        bench_proofs(&cfg, &[10_000, 100_000]);
+    }
 
     println!("loadavg at end: {}", loadavg());
 }

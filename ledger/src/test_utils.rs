@@ -185,7 +185,10 @@ impl TestChain {
     }
 
     /// Runs one tx in its own block and returns the tx's error, if any.
-    #[allow(clippy::panic, reason = "test helper: a block-level failure is a bug in the test itself")]
+    #[allow(
+        clippy::panic,
+        reason = "test helper: a block-level failure is a bug in the test itself"
+    )]
     pub fn submit(&mut self, tx: Tx) -> Result<(), TxError> {
         match self.block(&[tx]) {
             Ok(_) => Ok(()),

@@ -17,12 +17,18 @@ pub fn run(validators: usize, release: bool, fresh: bool) -> Result<()> {
     }
     cmd::run(&mut build)?;
     let binary = cmd::root().join("target").join(profile).join("medledger-node");
-    let dir = cmd::root().join(".medledger").join(format!("localnet-{validators}"));
+    let dir = cmd::root()
+        .join(".medledger")
+        .join(format!("localnet-{validators}"));
     if fresh && dir.exists() {
         println!("removing {}", dir.display());
         std::fs::remove_dir_all(&dir)?;
     }
-    cmd::run(Command::new(&binary).args(["localnet", "--validators", &validators.to_string(), "--dir"]).arg(&dir))?;
+    cmd::run(
+        Command::new(&binary)
+            .args(["localnet", "--validators", &validators.to_string(), "--dir"])
+            .arg(&dir),
+    )?;
 
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
@@ -38,10 +44,17 @@ pub fn run(validators: usize, release: bool, fresh: bool) -> Result<()> {
             .stderr(log)
             .spawn()
             .with_context(|| format!("starting node{i}"))?;
-        println!("node{i}: pid {}  home {}  log {}", child.id(), home.display(), dir.join(format!("node{i}.log")).display());
+        println!(
+            "node{i}: pid {}  home {}  log {}",
+            child.id(),
+            home.display(),
+            dir.join(format!("node{i}.log")).display()
+        );
         children.push(child);
     }
-    println!("\n{validators} validators running; HTTP APIs on 127.0.0.1:26700.. (GET /status). Ctrl-C stops them.");
+    println!(
+        "\n{validators} validators running; HTTP APIs on 127.0.0.1:26700.. (GET /status). Ctrl-C stops them."
+    );
     while !stop.load(Ordering::SeqCst) {
         for (i, child) in children.iter_mut().enumerate() {
             if let Ok(Some(status)) = child.try_wait() {
@@ -53,7 +66,10 @@ pub fn run(validators: usize, release: bool, fresh: bool) -> Result<()> {
     println!("\nstopping...");
     for child in &children {
         // SIGTERM: each node stops its engine and closes its store.
-        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
     }
     for (i, mut child) in children.into_iter().enumerate() {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);

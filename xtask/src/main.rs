@@ -90,7 +90,11 @@ fn main() -> ExitCode {
         Task::Test { skip_setup } => test::run(skip_setup),
         Task::Demo => demo::run(),
         Task::Bench { no_anchor, args } => bench::run(no_anchor, &args),
-        Task::Localnet { validators, release, fresh } => localnet::run(validators, release, fresh),
+        Task::Localnet {
+            validators,
+            release,
+            fresh,
+        } => localnet::run(validators, release, fresh),
     };
     // Print the error chain ourselves: a backtrace of xtask itself would only hide it.
     if let Err(e) = result {

@@ -1,0 +1,264 @@
+//! Wiring: open the store, build the engine, run the consensus loop and the HTTP API.
+//! [`start`] returns a [`NodeHandle`]: the in-process query and submission API that the
+//! HTTP server and the relay use.
+
+use crate::app;
+use crate::codec::MedCodec;
+use crate::config::{Home, NodeConfig};
+use crate::context::{Addr, MedCtx};
+use crate::mempool::{Mempool, MempoolConfig, Rejected};
+use crate::metrics::NodeMetrics;
+use crate::signing::{MedSigner, MedVerifier};
+use crate::state::{FinalizedBlock, NodeState};
+use crate::store::{BlockStore, StoreError};
+use anyhow::Context as _;
+use ledger::crypto::{Hash, PublicKey, SigningKey};
+use ledger::header::{Block, Commit, Header};
+use ledger::state::StateProof;
+use ledger::{Genesis, ValidatorSet};
+use malachitebft_app_channel::app::config::{ConsensusConfig, NodeConfig as EngineConfig, ValueSyncConfig};
+use malachitebft_app_channel::app::types::core::LinearTimeouts;
+use malachitebft_app_channel::app::types::Keypair;
+use malachitebft_app_channel::{
+    ConsensusContext, EngineBuilder, NetworkContext, RequestContext, SyncContext, WalContext,
+};
+use malachitebft_engine::network::{Multiaddr, NetworkIdentity};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::broadcast;
+use tracing::info;
+
+#[derive(Clone, Debug)]
+struct EngineSettings {
+    moniker: String,
+    consensus: ConsensusConfig,
+    value_sync: ValueSyncConfig,
+}
+
+impl EngineConfig for EngineSettings {
+    fn moniker(&self) -> &str {
+        &self.moniker
+    }
+    fn consensus(&self) -> &ConsensusConfig {
+        &self.consensus
+    }
+    fn consensus_mut(&mut self) -> &mut ConsensusConfig {
+        &mut self.consensus
+    }
+    fn value_sync(&self) -> &ValueSyncConfig {
+        &self.value_sync
+    }
+    fn value_sync_mut(&mut self) -> &mut ValueSyncConfig {
+        &mut self.value_sync
+    }
+}
+
+/// Validator (signs) or follower (verifies and stores only).
+#[derive(Clone, Debug)]
+pub enum Mode {
+    Validator(SigningKey),
+    Follower,
+}
+
+/// Cheap handle to a running node: queries over committed state and tx submission.
+#[derive(Clone)]
+pub struct NodeHandle {
+    pub chain_id: String,
+    pub genesis_hash: Hash,
+    store: Arc<BlockStore>,
+    mempool: Arc<Mutex<Mempool>>,
+    finalized: broadcast::Sender<FinalizedBlock>,
+    metrics: NodeMetrics,
+}
+
+impl std::fmt::Debug for NodeHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NodeHandle({})", self.chain_id)
+    }
+}
+
+impl NodeHandle {
+    pub fn latest_height(&self) -> Result<u64, StoreError> {
+        Ok(self.store.last_height()?.unwrap_or(0))
+    }
+    pub fn header(&self, height: u64) -> Result<Option<Header>, StoreError> {
+        self.store.header(height)
+    }
+    pub fn commit(&self, height: u64) -> Result<Option<Commit>, StoreError> {
+        self.store.commit(height)
+    }
+    pub fn block(&self, height: u64) -> Result<Option<Block>, StoreError> {
+        self.store.block(height)
+    }
+    pub fn validator_set(&self, height: u64) -> Result<Option<ValidatorSet>, StoreError> {
+        self.store.validator_set(height)
+    }
+    pub fn tx_height(&self, hash: &Hash) -> Result<Option<u64>, StoreError> {
+        self.store.tx_height(hash)
+    }
+    /// Value of `key` at a committed height with its (non-)inclusion proof.
+    pub fn state_proof(&self, key: &[u8], height: u64) -> Result<(Option<Vec<u8>>, StateProof), StoreError> {
+        self.store.get_with_proof(key, height)
+    }
+    pub fn mempool_len(&self) -> usize {
+        self.mempool.lock().map(|p| p.len()).unwrap_or(0)
+    }
+    /// Admits a tx to the mempool (checks chain id, signature, nonce, size); returns its hash.
+    pub fn submit_tx(&self, tx_bytes: Vec<u8>) -> Result<Hash, Rejected> {
+        let result = match self.mempool.lock() {
+            Ok(mut pool) => {
+                let r = pool.insert(self.store.as_ref(), tx_bytes);
+                self.metrics.mempool_size.set(pool.len() as i64);
+                r
+            }
+            Err(_) => Err(Rejected::PoolFull { max_txs: 0 }),
+        };
+        if result.is_err() {
+            self.metrics.txs_rejected.inc();
+        }
+        result
+    }
+    /// Every block committed from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<FinalizedBlock> {
+        self.finalized.subscribe()
+    }
+    pub fn store(&self) -> &Arc<BlockStore> {
+        &self.store
+    }
+}
+
+/// A started node: its handle and the tasks that run it.
+pub struct RunningNode {
+    pub handle: NodeHandle,
+    pub consensus: tokio::task::JoinHandle<anyhow::Result<()>>,
+    pub engine: malachitebft_app_channel::EngineHandle,
+}
+
+impl std::fmt::Debug for RunningNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RunningNode({:?})", self.handle)
+    }
+}
+
+fn timeouts(propose_ms: u64) -> LinearTimeouts {
+    let propose = Duration::from_millis(propose_ms.max(100));
+    LinearTimeouts {
+        propose,
+        propose_delta: propose / 2,
+        prevote: propose / 3,
+        prevote_delta: propose / 6,
+        precommit: propose / 3,
+        precommit_delta: propose / 6,
+        rebroadcast: propose * 2,
+        max_timeout: Duration::from_secs(60),
+    }
+}
+
+/// Starts a node from its home directory.
+pub async fn start(
+    home: &Home,
+    config: &NodeConfig,
+    genesis: &Genesis,
+    mode: Mode,
+) -> anyhow::Result<RunningNode> {
+    if let Some(dir) = home.store().parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let store = Arc::new(BlockStore::open(&home.store()).context("opening the block store")?);
+    store.init_genesis(genesis).context("initialising genesis")?;
+    let genesis_hash = genesis.hash();
+    let metrics = NodeMetrics::register(&config.moniker);
+    metrics.height.set(store.last_height()?.unwrap_or(0) as i64);
+    let mempool = Arc::new(Mutex::new(Mempool::new(
+        genesis.chain_id.clone(),
+        MempoolConfig {
+            max_txs: config.mempool_max_txs,
+            ..MempoolConfig::default()
+        },
+    )));
+
+    let (key_for_identity, signing_key, address) = match &mode {
+        Mode::Validator(key) => (key.clone(), Some(key.clone()), Addr(key.public_key())),
+        // A follower still needs an address and a libp2p identity; neither is in any set.
+        Mode::Follower => {
+            let key = SigningKey::from_seed(rand::random());
+            (
+                key.clone(),
+                None,
+                Addr(PublicKey(ledger::crypto::sha256(&key.public_key().0).0)),
+            )
+        }
+    };
+    let keypair = Keypair::ed25519_from_bytes(key_for_identity.to_seed()).context("libp2p identity")?;
+    let identity = match &mode {
+        Mode::Validator(_) => NetworkIdentity::new(config.moniker.clone(), keypair, Some(address.0.to_hex())),
+        Mode::Follower => NetworkIdentity::new(config.moniker.clone(), keypair, None),
+    };
+
+    let mut consensus = ConsensusConfig::default();
+    consensus.p2p.listen_addr = config.p2p_listen.parse::<Multiaddr>().context("p2p_listen")?;
+    consensus.p2p.persistent_peers = config
+        .persistent_peers
+        .iter()
+        .map(|p| p.parse::<Multiaddr>())
+        .collect::<Result<_, _>>()
+        .context("persistent_peers")?;
+    // Localnets put every node on 127.0.0.1; the per-IP default (5) would refuse larger ones.
+    consensus.p2p.discovery.max_connections_per_ip = 64;
+    let mut value_sync = ValueSyncConfig::default();
+    value_sync.status_update_interval = Duration::from_secs(1);
+    value_sync.request_timeout = Duration::from_secs(5);
+    let settings = EngineSettings {
+        moniker: config.moniker.clone(),
+        consensus,
+        value_sync,
+    };
+
+    let ctx = MedCtx::new(&genesis.chain_id);
+    let verifier = Box::new(MedVerifier::new(&genesis.chain_id));
+    let consensus_ctx = match &mode {
+        Mode::Validator(key) => ConsensusContext::new_validator(
+            address,
+            verifier,
+            Box::new(MedSigner::new(key.clone(), &genesis.chain_id)),
+        ),
+        Mode::Follower => ConsensusContext::new_full_node(address, verifier),
+    };
+    let (channels, engine) = EngineBuilder::new(ctx, settings)
+        .with_default_wal(WalContext::new(home.wal(), MedCodec))
+        .with_default_network(NetworkContext::new(identity, MedCodec))
+        .with_default_sync(SyncContext::new(MedCodec))
+        .with_default_consensus(consensus_ctx)
+        .with_default_request(RequestContext::new(100))
+        .build()
+        .await
+        .map_err(|e| anyhow::anyhow!("starting the consensus engine: {e}"))?;
+
+    let target =
+        (config.target_block_time_ms > 0).then(|| Duration::from_millis(config.target_block_time_ms));
+    let state = NodeState::new(
+        &genesis.chain_id,
+        store.clone(),
+        mempool.clone(),
+        address,
+        signing_key,
+        timeouts(config.propose_timeout_ms),
+        target,
+        metrics.clone(),
+    );
+    let finalized = state.finalized.clone();
+    let consensus_task = tokio::spawn(app::run(state, channels));
+    info!(moniker = %config.moniker, chain = %genesis.chain_id, address = %address, "node started");
+    Ok(RunningNode {
+        handle: NodeHandle {
+            chain_id: genesis.chain_id.clone(),
+            genesis_hash,
+            store,
+            mempool,
+            finalized,
+            metrics,
+        },
+        consensus: consensus_task,
+        engine,
+    })
+}

@@ -1,0 +1,1515 @@
+//! The validator node's durable store: one redb database file holding everything a node must
+//! not lose across a restart (DESIGN §2).
+//!
+//! # What it owns
+//!
+//! - the finalized chain: every block (borsh [`Block`]) with its commit certificate, the
+//!   validator set that signs each height, and a tx-hash → height index;
+//! - the authenticated state: the Jellyfish Merkle tree (`jmt` 0.12, SHA-256) with one version
+//!   per height (genesis is version 0), and a table of the latest values so the state machine
+//!   reads a key with one lookup instead of a tree walk;
+//! - proposals built or received but not yet decided, so a restarted proposer re-proposes the
+//!   very same block at the same (height, round) instead of equivocating.
+//!
+//! # Tables
+//!
+//! | table            | key                               | value                                      |
+//! |------------------|-----------------------------------|--------------------------------------------|
+//! | `meta`           | `schema_version` / `genesis_hash` / `last_height` | u32 BE / hash / u64 BE     |
+//! | `blocks`         | height (u64)                      | borsh [`Block`]                            |
+//! | `commits`        | height (u64)                      | borsh [`Commit`]                           |
+//! | `validators`     | height (u64)                      | borsh [`ValidatorSet`] that signs `height` |
+//! | `tx_index`       | SHA-256 of the tx bytes           | height (u64)                               |
+//! | `state_latest`   | state key                         | state value (latest committed)             |
+//! | `jmt_nodes`      | borsh `NodeKey`                   | borsh `Node`                               |
+//! | `jmt_values`     | key hash (32) ‖ version (u64 BE)  | borsh `Option<Vec<u8>>` (`None` = deleted) |
+//! | `pending_by_id`  | block id                          | height (u64 BE) ‖ block bytes              |
+//! | `pending_at`     | height (u64 BE) ‖ round (u32 BE)  | block id                                   |
+//!
+//! Stale JMT nodes and superseded `jmt_values` versions are never pruned yet: the file grows
+//! with history, and every height stays provable. (`jmt`'s stale-node index is computed but
+//! dropped; pruning will need it stored.)
+//!
+//! # Atomicity and durability
+//!
+//! [`BlockStore::commit_block`] writes a block's *entire* effect — block, commit, both
+//! validator sets, the JMT nodes and values of version `height`, the latest-value updates,
+//! the tx index and `last_height` — in **one** redb write transaction, and
+//! [`BlockStore::init_genesis`] does the same for version 0. redb is copy-on-write: a
+//! transaction's pages are written beside the old ones and become the database only when the
+//! commit slot in the file header flips to the new root; after a crash, opening the file picks
+//! the last commit slot whose checksums verify. We also turn on redb's two-phase commit (data
+//! fsynced before the slot flips, then the flip fsynced) because block contents are chosen by
+//! outsiders and redb's default single-fsync commit relies on a non-cryptographic checksum
+//! against torn writes. So a crash at any point — before, during or after the commit — leaves
+//! the file with either all of block `h` or none of it, and `last_height` always agrees with
+//! the data because it is written in the same transaction. With the default
+//! `Durability::Immediate`, `commit` returns only after the fsyncs, so when `commit_block`
+//! returns `Ok` the block survives power loss.
+//!
+//! The JMT batch for version `h` is computed from a read snapshot taken *after* the write
+//! transaction began; redb admits one writer at a time, so that snapshot is exactly the state
+//! the write transaction builds on (version `h - 1`).
+//!
+//! If redb reports an error *from commit itself*, its changes are atomic but may or may not
+//! have become durable, and redb refuses further writes: the caller must treat that as fatal,
+//! reopen the store and read [`BlockStore::last_height`] to learn which it was.
+//!
+//! Readers use MVCC snapshots and never block the writer; each method reads one snapshot.
+//! [`BlockStore::state_snapshot`] gives a state view that stays consistent across many reads.
+
+use borsh::BorshDeserialize;
+use jmt::storage::{LeafNode, Node, NodeBatch, NodeKey, TreeReader, TreeWriter};
+use jmt::{JellyfishMerkleTree, KeyHash, OwnedValue, Version};
+use ledger::codec::encode;
+use ledger::crypto::sha256;
+use ledger::state::{to_value_set, StateDiff, StateProof, StateProofError, StateRead, StateTree};
+use ledger::{Block, Commit, Genesis, Hash, Header, ValidatorSet};
+use redb::{Database, ReadOnlyTable, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use sha2::Sha256;
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+
+/// Table names, also used in [`StoreError::Corrupt`].
+mod names {
+    pub const META: &str = "meta";
+    pub const BLOCKS: &str = "blocks";
+    pub const COMMITS: &str = "commits";
+    pub const VALIDATORS: &str = "validators";
+    pub const TX_INDEX: &str = "tx_index";
+    pub const STATE_LATEST: &str = "state_latest";
+    pub const JMT_NODES: &str = "jmt_nodes";
+    pub const JMT_VALUES: &str = "jmt_values";
+    pub const PENDING_BY_ID: &str = "pending_by_id";
+    pub const PENDING_AT: &str = "pending_at";
+}
+
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new(names::META);
+const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new(names::BLOCKS);
+const COMMITS: TableDefinition<u64, &[u8]> = TableDefinition::new(names::COMMITS);
+const VALIDATORS: TableDefinition<u64, &[u8]> = TableDefinition::new(names::VALIDATORS);
+const TX_INDEX: TableDefinition<&[u8; 32], u64> = TableDefinition::new(names::TX_INDEX);
+const STATE_LATEST: TableDefinition<&[u8], &[u8]> = TableDefinition::new(names::STATE_LATEST);
+const JMT_NODES: TableDefinition<&[u8], &[u8]> = TableDefinition::new(names::JMT_NODES);
+const JMT_VALUES: TableDefinition<&[u8; 40], &[u8]> = TableDefinition::new(names::JMT_VALUES);
+const PENDING_BY_ID: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new(names::PENDING_BY_ID);
+const PENDING_AT: TableDefinition<&[u8; 12], &[u8; 32]> = TableDefinition::new(names::PENDING_AT);
+
+const META_SCHEMA: &str = "schema_version";
+const META_GENESIS: &str = "genesis_hash";
+const META_LAST_HEIGHT: &str = "last_height";
+
+/// Layout version of this file; bump it (and migrate) whenever a table's encoding changes.
+const SCHEMA_VERSION: u32 = 1;
+
+type RawTable<K> = ReadOnlyTable<K, &'static [u8]>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// redb failed (I/O, a lock, a full disk, a poisoned transaction...).
+    #[error("database: {0}")]
+    Db(String),
+    /// Bytes on disk do not decode; the file is damaged or was written by other software.
+    #[error("corrupt entry in table {table} under key {key}")]
+    Corrupt { table: &'static str, key: String },
+    #[error("store holds genesis {stored}, but genesis {given} was given")]
+    GenesisMismatch { stored: Hash, given: Hash },
+    #[error("store has no genesis yet")]
+    NotInitialised,
+    #[error("expected block height {expected}, got {got}")]
+    HeightGap { expected: u64, got: u64 },
+    /// The Jellyfish tree failed (a missing node, or an error it reported as text).
+    #[error("state tree: {0}")]
+    Tree(String),
+    /// The genesis document is invalid.
+    #[error("invalid genesis: {0}")]
+    Genesis(#[from] ledger::genesis::GenesisError),
+    /// A height above the last committed one was asked for state it does not have yet.
+    #[error("height {height} is not committed (last committed height {last})")]
+    NotCommitted { height: u64, last: u64 },
+    /// The arguments of a write do not belong together (e.g. a commit for another block);
+    /// nothing was written.
+    #[error("height {height}: {what}")]
+    Inconsistent { height: u64, what: &'static str },
+    /// Applying the block's diff gives a different root than its header claims: this node's
+    /// execution or state diverged from the chain. Nothing was written.
+    #[error("block {height}: header state root {header}, computed {computed}")]
+    StateRootMismatch {
+        height: u64,
+        header: Hash,
+        computed: Hash,
+    },
+}
+
+macro_rules! db_error {
+    ($($ty:ty),*) => {$(
+        impl From<$ty> for StoreError {
+            fn from(e: $ty) -> Self {
+                StoreError::Db(e.to_string())
+            }
+        }
+    )*};
+}
+db_error!(
+    redb::Error,
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::SetDurabilityError
+);
+
+fn corrupt(table: &'static str, key: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        table,
+        key: key.to_string(),
+    }
+}
+
+/// Decodes bytes this store wrote. No size limit (a stored block may exceed the wire limit's
+/// framing); still strict about trailing bytes.
+fn decode_stored<T: BorshDeserialize>(
+    bytes: &[u8],
+    table: &'static str,
+    key: impl std::fmt::Display,
+) -> Result<T, StoreError> {
+    borsh::from_slice(bytes).map_err(|_| corrupt(table, key))
+}
+
+fn read_u64_be(bytes: &[u8], table: &'static str, key: impl std::fmt::Display) -> Result<u64, StoreError> {
+    let array: [u8; 8] = bytes.try_into().map_err(|_| corrupt(table, key))?;
+    Ok(u64::from_be_bytes(array))
+}
+
+fn jmt_value_key(key_hash: &KeyHash, version: Version) -> [u8; 40] {
+    let mut out = [0u8; 40];
+    out[..32].copy_from_slice(&key_hash.0);
+    out[32..].copy_from_slice(&version.to_be_bytes());
+    out
+}
+
+fn pending_at_key(height: u64, round: u32) -> [u8; 12] {
+    let mut out = [0u8; 12];
+    out[..8].copy_from_slice(&height.to_be_bytes());
+    out[8..].copy_from_slice(&round.to_be_bytes());
+    out
+}
+
+fn read_last_height(
+    meta: &impl ReadableTable<&'static str, &'static [u8]>,
+) -> Result<Option<u64>, StoreError> {
+    match meta.get(META_LAST_HEIGHT)? {
+        None => Ok(None),
+        Some(v) => read_u64_be(v.value(), names::META, META_LAST_HEIGHT).map(Some),
+    }
+}
+
+fn read_genesis_hash(
+    meta: &impl ReadableTable<&'static str, &'static [u8]>,
+) -> Result<Option<Hash>, StoreError> {
+    match meta.get(META_GENESIS)? {
+        None => Ok(None),
+        Some(v) => {
+            let bytes: [u8; 32] = v
+                .value()
+                .try_into()
+                .map_err(|_| corrupt(names::META, META_GENESIS))?;
+            Ok(Some(Hash(bytes)))
+        }
+    }
+}
+
+/// The height prefix of a `pending_by_id` value.
+fn pending_height(value: &[u8], block_id: &Hash) -> Result<u64, StoreError> {
+    let prefix = value
+        .get(..8)
+        .ok_or_else(|| corrupt(names::PENDING_BY_ID, block_id))?;
+    read_u64_be(prefix, names::PENDING_BY_ID, block_id)
+}
+
+/// The block bytes of a pending proposal (after the height prefix).
+fn pending_bytes(
+    by_id: &impl ReadableTable<&'static [u8; 32], &'static [u8]>,
+    block_id: &Hash,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    match by_id.get(&block_id.0)? {
+        None => Ok(None),
+        Some(v) => match v.value().get(8..) {
+            Some(bytes) => Ok(Some(bytes.to_vec())),
+            None => Err(corrupt(names::PENDING_BY_ID, block_id)),
+        },
+    }
+}
+
+/// A write transaction with redb's two-phase commit on (see the module docs).
+fn begin_write(db: &Database) -> Result<WriteTransaction, StoreError> {
+    let mut txn = db.begin_write()?;
+    txn.set_two_phase_commit(true);
+    Ok(txn)
+}
+
+/// Writes a JMT node batch (nodes and versioned values) into `txn`.
+fn write_node_batch(txn: &WriteTransaction, batch: &NodeBatch) -> Result<(), StoreError> {
+    let mut nodes = txn.open_table(JMT_NODES)?;
+    for (key, node) in batch.nodes() {
+        nodes.insert(encode(key).as_slice(), encode(node).as_slice())?;
+    }
+    let mut values = txn.open_table(JMT_VALUES)?;
+    for ((version, key_hash), value) in batch.values() {
+        values.insert(&jmt_value_key(key_hash, *version), encode(value).as_slice())?;
+    }
+    Ok(())
+}
+
+/// Applies `diff` to the latest-value table in `txn`.
+fn write_latest(txn: &WriteTransaction, diff: &StateDiff) -> Result<(), StoreError> {
+    let mut latest = txn.open_table(STATE_LATEST)?;
+    for (key, value) in diff {
+        match value {
+            Some(v) => latest.insert(key.as_slice(), v.as_slice())?,
+            None => latest.remove(key.as_slice())?,
+        };
+    }
+    Ok(())
+}
+
+/// The validator node's store on one redb file. See the module docs.
+#[derive(Debug)]
+pub struct BlockStore {
+    db: Database,
+    path: PathBuf,
+}
+
+impl BlockStore {
+    /// Opens the database at `path`, creating the file and every table if missing.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = Database::create(path)?;
+        let txn = begin_write(&db)?;
+        {
+            let mut meta = txn.open_table(META)?;
+            let schema = meta.get(META_SCHEMA)?.map(|v| v.value().to_vec());
+            match schema {
+                None => {
+                    meta.insert(META_SCHEMA, SCHEMA_VERSION.to_be_bytes().as_slice())?;
+                }
+                Some(v) if v.as_slice() == SCHEMA_VERSION.to_be_bytes() => {}
+                Some(_) => return Err(corrupt(names::META, META_SCHEMA)),
+            }
+            txn.open_table(BLOCKS)?;
+            txn.open_table(COMMITS)?;
+            txn.open_table(VALIDATORS)?;
+            txn.open_table(TX_INDEX)?;
+            txn.open_table(STATE_LATEST)?;
+            txn.open_table(JMT_NODES)?;
+            txn.open_table(JMT_VALUES)?;
+            txn.open_table(PENDING_BY_ID)?;
+            txn.open_table(PENDING_AT)?;
+        }
+        txn.commit()?;
+        Ok(BlockStore {
+            db,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Writes the genesis state as JMT version 0 ([`Genesis::state_diff`]), the genesis
+    /// validator set as the set for heights 1 and 2, and the genesis hash, in one transaction.
+    /// Idempotent: calling it again with the same genesis is `Ok`; with a different genesis it
+    /// is [`StoreError::GenesisMismatch`]. Returns the genesis state root.
+    pub fn init_genesis(&self, genesis: &Genesis) -> Result<Hash, StoreError> {
+        let given = genesis.hash();
+        let txn = begin_write(&self.db)?;
+        {
+            let meta = txn.open_table(META)?;
+            match read_genesis_hash(&meta)? {
+                Some(stored) if stored == given => {
+                    drop(meta);
+                    txn.abort()?;
+                    return self.state_root(0);
+                }
+                Some(stored) => return Err(StoreError::GenesisMismatch { stored, given }),
+                None => {
+                    if read_last_height(&meta)?.is_some() {
+                        // Blocks without a genesis: not a file this store wrote.
+                        return Err(corrupt(names::META, META_GENESIS));
+                    }
+                }
+            }
+        }
+        let diff = genesis.state_diff()?;
+        let set = genesis.validator_set()?;
+        // Version 0 builds on nothing; the snapshot only confirms the tree is empty.
+        let snapshot = TreeSnapshot::open(&self.db)?;
+        let (root, batch) = JellyfishMerkleTree::<_, Sha256>::new(&snapshot)
+            .put_value_set(to_value_set(&diff), 0)
+            .map_err(|e| snapshot.error(e))?;
+        write_node_batch(&txn, &batch.node_batch)?;
+        write_latest(&txn, &diff)?;
+        {
+            let mut validators = txn.open_table(VALIDATORS)?;
+            let set_bytes = encode(&set);
+            validators.insert(1, set_bytes.as_slice())?;
+            validators.insert(2, set_bytes.as_slice())?;
+            let mut meta = txn.open_table(META)?;
+            meta.insert(META_GENESIS, given.0.as_slice())?;
+            meta.insert(META_LAST_HEIGHT, 0u64.to_be_bytes().as_slice())?;
+        }
+        txn.commit()?;
+        tracing::info!(genesis = %given, root = %Hash(root.0), "genesis written");
+        Ok(Hash(root.0))
+    }
+
+    pub fn genesis_hash(&self) -> Result<Option<Hash>, StoreError> {
+        let txn = self.db.begin_read()?;
+        read_genesis_hash(&txn.open_table(META)?)
+    }
+
+    /// Highest committed block height; `Some(0)` right after [`Self::init_genesis`], `None`
+    /// before.
+    pub fn last_height(&self) -> Result<Option<u64>, StoreError> {
+        let txn = self.db.begin_read()?;
+        read_last_height(&txn.open_table(META)?)
+    }
+
+    /// Fails unless `height` is committed (0 = genesis).
+    fn require_committed(&self, height: u64) -> Result<(), StoreError> {
+        let last = self.last_height()?.ok_or(StoreError::NotInitialised)?;
+        if height > last {
+            return Err(StoreError::NotCommitted { height, last });
+        }
+        Ok(())
+    }
+
+    /// The state root at a committed height (0 = genesis).
+    pub fn state_root(&self, height: u64) -> Result<Hash, StoreError> {
+        self.require_committed(height)?;
+        let snapshot = TreeSnapshot::open(&self.db)?;
+        StateTree::new(&snapshot)
+            .root(height)
+            .map_err(|e| snapshot.proof_error(e))
+    }
+
+    /// The root the state would have after applying `diff` as version `height`, writing
+    /// nothing. `height` must be `last_height + 1`: the proposer uses this to fill
+    /// `header.state_root`, every validator to check it.
+    pub fn state_root_after(&self, diff: &StateDiff, height: u64) -> Result<Hash, StoreError> {
+        let last = self.last_height()?.ok_or(StoreError::NotInitialised)?;
+        if height != last + 1 {
+            return Err(StoreError::HeightGap {
+                expected: last + 1,
+                got: height,
+            });
+        }
+        let snapshot = TreeSnapshot::open(&self.db)?;
+        StateTree::new(&snapshot)
+            .root_after(diff, height)
+            .map_err(|e| snapshot.proof_error(e))
+    }
+
+    /// Commits a finalized block in ONE redb write transaction, durable when this returns:
+    /// the block under its height, its commit, `validators` (the set that signed it) under
+    /// `height` and `next_validators` under `height + 1` (the set for `height + 2` arrives with
+    /// the next block), the JMT nodes and values of `diff` as version `height`, the latest-value
+    /// table, the tx-hash → height index and `last_height`.
+    ///
+    /// Refuses, writing nothing: [`StoreError::HeightGap`] unless `height == last_height + 1`;
+    /// [`StoreError::Inconsistent`] if the commit is not for this header or the sets do not
+    /// hash to the header's `validators_hash` / `next_validators_hash`;
+    /// [`StoreError::StateRootMismatch`] if `diff` does not lead to `header.state_root` (this
+    /// node diverged: it must halt rather than store a state the chain did not agree on).
+    /// Signatures are the caller's business. Returns the new state root (= header.state_root).
+    pub fn commit_block(
+        &self,
+        block: &Block,
+        commit: &Commit,
+        validators: &ValidatorSet,
+        next_validators: &ValidatorSet,
+        diff: &StateDiff,
+    ) -> Result<Hash, StoreError> {
+        let header = &block.header;
+        let height = header.height;
+        let inconsistent = |what| Err(StoreError::Inconsistent { height, what });
+        if commit.height != height {
+            return inconsistent("commit height differs from block height");
+        }
+        if commit.block_id != header.id() {
+            return inconsistent("commit is for another block");
+        }
+        if validators.hash() != header.validators_hash {
+            return inconsistent("validator set does not match header.validators_hash");
+        }
+        if next_validators.hash() != header.next_validators_hash {
+            return inconsistent("next validator set does not match header.next_validators_hash");
+        }
+
+        // Taking the write lock first makes the snapshot below the transaction's own base.
+        let txn = begin_write(&self.db)?;
+        let last = read_last_height(&txn.open_table(META)?)?.ok_or(StoreError::NotInitialised)?;
+        if height != last + 1 {
+            return Err(StoreError::HeightGap {
+                expected: last + 1,
+                got: height,
+            });
+        }
+        let snapshot = TreeSnapshot::open(&self.db)?;
+        let (root, batch) = JellyfishMerkleTree::<_, Sha256>::new(&snapshot)
+            .put_value_set(to_value_set(diff), height)
+            .map_err(|e| snapshot.error(e))?;
+        let root = Hash(root.0);
+        if root != header.state_root {
+            // Dropping `txn` aborts it.
+            return Err(StoreError::StateRootMismatch {
+                height,
+                header: header.state_root,
+                computed: root,
+            });
+        }
+
+        write_node_batch(&txn, &batch.node_batch)?;
+        write_latest(&txn, diff)?;
+        {
+            txn.open_table(BLOCKS)?.insert(height, encode(block).as_slice())?;
+            txn.open_table(COMMITS)?
+                .insert(height, encode(commit).as_slice())?;
+            let mut sets = txn.open_table(VALIDATORS)?;
+            sets.insert(height, encode(validators).as_slice())?;
+            sets.insert(height + 1, encode(next_validators).as_slice())?;
+            let mut index = txn.open_table(TX_INDEX)?;
+            for tx in &block.txs {
+                let tx_hash = sha256(tx);
+                // A tx is valid once (nonces), so an existing entry can only be this block's
+                // own duplicate; keep the first inclusion.
+                if index.get(&tx_hash.0)?.is_none() {
+                    index.insert(&tx_hash.0, height)?;
+                }
+            }
+            txn.open_table(META)?
+                .insert(META_LAST_HEIGHT, height.to_be_bytes().as_slice())?;
+        }
+        txn.commit()?;
+        tracing::debug!(height, root = %root, txs = block.txs.len(), "block committed");
+        Ok(root)
+    }
+
+    /// Replaces the stored commit of `height` if `commit` carries more signatures (Malachite's
+    /// `Finalized` certificate can hold more than the `Decided` one). Returns whether it
+    /// replaced; `Ok(false)` when `height` is not committed. The caller verifies the
+    /// signatures; a commit for another block is [`StoreError::Inconsistent`].
+    pub fn upgrade_commit(&self, height: u64, commit: &Commit) -> Result<bool, StoreError> {
+        if commit.height != height {
+            return Err(StoreError::Inconsistent {
+                height,
+                what: "commit height differs from the height to upgrade",
+            });
+        }
+        let txn = begin_write(&self.db)?;
+        let replaced = {
+            let mut commits = txn.open_table(COMMITS)?;
+            let stored: Option<Commit> = match commits.get(height)? {
+                None => None,
+                Some(v) => Some(decode_stored(v.value(), names::COMMITS, height)?),
+            };
+            match stored {
+                None => false,
+                Some(stored) if stored.block_id != commit.block_id => {
+                    return Err(StoreError::Inconsistent {
+                        height,
+                        what: "commit is for another block than the stored one",
+                    });
+                }
+                Some(stored) if commit.signatures.len() > stored.signatures.len() => {
+                    commits.insert(height, encode(commit).as_slice())?;
+                    true
+                }
+                Some(_) => false,
+            }
+        };
+        if replaced {
+            txn.commit()?;
+        } else {
+            txn.abort()?;
+        }
+        Ok(replaced)
+    }
+
+    fn get_by_height(
+        &self,
+        table: TableDefinition<'static, u64, &'static [u8]>,
+        height: u64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(table)?;
+        Ok(table.get(height)?.map(|v| v.value().to_vec()))
+    }
+
+    pub fn block(&self, height: u64) -> Result<Option<Block>, StoreError> {
+        self.block_bytes(height)?
+            .map(|bytes| decode_stored(&bytes, names::BLOCKS, height))
+            .transpose()
+    }
+
+    /// The block's canonical (borsh) bytes, as stored.
+    pub fn block_bytes(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get_by_height(BLOCKS, height)
+    }
+
+    /// The header of block `height`, decoded from the front of the stored block without
+    /// decoding its txs (borsh lays a block out as header ‖ txs).
+    pub fn header(&self, height: u64) -> Result<Option<Header>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let blocks = txn.open_table(BLOCKS)?;
+        let Some(v) = blocks.get(height)? else {
+            return Ok(None);
+        };
+        let mut bytes = v.value();
+        Header::deserialize(&mut bytes)
+            .map(Some)
+            .map_err(|_| corrupt(names::BLOCKS, height))
+    }
+
+    pub fn commit(&self, height: u64) -> Result<Option<Commit>, StoreError> {
+        self.get_by_height(COMMITS, height)?
+            .map(|bytes| decode_stored(&bytes, names::COMMITS, height))
+            .transpose()
+    }
+
+    /// The set that signs block `height` (known for `height <= last_height + 1`).
+    pub fn validator_set(&self, height: u64) -> Result<Option<ValidatorSet>, StoreError> {
+        let Some(bytes) = self.get_by_height(VALIDATORS, height)? else {
+            return Ok(None);
+        };
+        let set: ValidatorSet = decode_stored(&bytes, names::VALIDATORS, height)?;
+        // Decoding bypasses `ValidatorSet::new`'s checks.
+        set.validate().map_err(|_| corrupt(names::VALIDATORS, height))?;
+        Ok(Some(set))
+    }
+
+    /// The height of the block that included the tx with this hash (SHA-256 of its bytes).
+    pub fn tx_height(&self, tx_hash: &Hash) -> Result<Option<u64>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let index = txn.open_table(TX_INDEX)?;
+        Ok(index.get(&tx_hash.0)?.map(|v| v.value()))
+    }
+
+    /// The value of `key` at committed `height` with its inclusion (value present) or
+    /// non-inclusion (absent) proof against [`Self::state_root`]`(height)`.
+    ///
+    /// Caveat: `jmt` 0.12 `unwrap`s some sibling-node reads while building a proof, so an
+    /// unreadable or corrupt sibling node panics inside `jmt` instead of returning
+    /// [`StoreError::Corrupt`] (a corrupt root or path node is still reported as `Corrupt`).
+    pub fn get_with_proof(
+        &self,
+        key: &[u8],
+        height: u64,
+    ) -> Result<(Option<Vec<u8>>, StateProof), StoreError> {
+        self.require_committed(height)?;
+        let snapshot = TreeSnapshot::open(&self.db)?;
+        StateTree::new(&snapshot)
+            .get_with_proof(key, height)
+            .map_err(|e| snapshot.proof_error(e))
+    }
+
+    /// Records a proposal this node built or received and has not seen decided yet, so that
+    /// after a restart it re-proposes the same block at the same (height, round). The first
+    /// block recorded at a (height, round) stays the answer of [`Self::pending_proposal_at`]:
+    /// a later, different one is kept by id only (and logged), never swapped in.
+    pub fn put_pending_proposal(
+        &self,
+        height: u64,
+        round: u32,
+        block_id: &Hash,
+        block_bytes: &[u8],
+    ) -> Result<(), StoreError> {
+        let txn = begin_write(&self.db)?;
+        {
+            let mut by_id = txn.open_table(PENDING_BY_ID)?;
+            // A block id binds its height, so one id never really appears at two heights; if
+            // it did, keep the highest so pruning never strands a `pending_at` entry.
+            let stored_height = match by_id.get(&block_id.0)? {
+                None => None,
+                Some(v) => Some(pending_height(v.value(), block_id)?),
+            };
+            let keep_height = stored_height.map_or(height, |h| h.max(height));
+            let mut value = Vec::with_capacity(8 + block_bytes.len());
+            value.extend_from_slice(&keep_height.to_be_bytes());
+            value.extend_from_slice(block_bytes);
+            by_id.insert(&block_id.0, value.as_slice())?;
+            let mut at = txn.open_table(PENDING_AT)?;
+            let key = pending_at_key(height, round);
+            let existing = at.get(&key)?.map(|v| *v.value());
+            match existing {
+                None => {
+                    at.insert(&key, &block_id.0)?;
+                }
+                Some(id) if id == block_id.0 => {}
+                Some(id) => tracing::warn!(
+                    height,
+                    round,
+                    kept = %Hash(id),
+                    ignored = %block_id,
+                    "second proposal at the same height and round"
+                ),
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// The bytes of a pending proposal by block id.
+    pub fn pending_proposal(&self, block_id: &Hash) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read()?;
+        pending_bytes(&txn.open_table(PENDING_BY_ID)?, block_id)
+    }
+
+    /// What this node proposed or saw first at (`height`, `round`).
+    pub fn pending_proposal_at(&self, height: u64, round: u32) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let id = match txn.open_table(PENDING_AT)?.get(&pending_at_key(height, round))? {
+            None => return Ok(None),
+            Some(v) => Hash(*v.value()),
+        };
+        match pending_bytes(&txn.open_table(PENDING_BY_ID)?, &id)? {
+            Some(bytes) => Ok(Some(bytes)),
+            // Both tables are written and pruned together, in one transaction.
+            None => Err(corrupt(names::PENDING_AT, format!("{height}/{round}"))),
+        }
+    }
+
+    /// Drops every pending proposal for heights below `height` (after committing block `h`,
+    /// call it with `h + 1`).
+    pub fn prune_pending_below(&self, height: u64) -> Result<(), StoreError> {
+        let txn = begin_write(&self.db)?;
+        {
+            let mut by_id = txn.open_table(PENDING_BY_ID)?;
+            let mut stale = Vec::new();
+            for entry in by_id.iter()? {
+                let (id, value) = entry?;
+                let id = *id.value();
+                if pending_height(value.value(), &Hash(id))? < height {
+                    stale.push(id);
+                }
+            }
+            for id in &stale {
+                by_id.remove(id)?;
+            }
+            let mut at = txn.open_table(PENDING_AT)?;
+            let end = pending_at_key(height, 0);
+            let mut stale = Vec::new();
+            for entry in at.range::<&[u8; 12]>(..&end)? {
+                stale.push(*entry?.0.value());
+            }
+            for key in &stale {
+                at.remove(key)?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Size of the database file in bytes (benchmarks); 0 if it cannot be read.
+    pub fn disk_bytes(&self) -> u64 {
+        std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// A read-only view of the latest committed state that stays consistent across many reads
+    /// (blocks committed meanwhile are not seen), with the height it reflects.
+    pub fn state_snapshot(&self) -> Result<StateSnapshot, StoreError> {
+        let txn = self.db.begin_read()?;
+        let height = read_last_height(&txn.open_table(META)?)?;
+        Ok(StateSnapshot {
+            latest: txn.open_table(STATE_LATEST)?,
+            height,
+        })
+    }
+}
+
+/// The latest committed values as the state machine reads them.
+///
+/// [`StateRead`] cannot report errors: a failed read is logged and reads as absent. That cannot
+/// corrupt the chain, because every diff computed from such a read must still reproduce the
+/// header's state root ([`BlockStore::commit_block`] refuses otherwise, and validators check
+/// proposals with [`BlockStore::state_root_after`]). Use [`StateSnapshot::try_get`] to see
+/// errors.
+impl StateRead for BlockStore {
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        let read = || -> Result<Option<Vec<u8>>, StoreError> {
+            let txn = self.db.begin_read()?;
+            let latest = txn.open_table(STATE_LATEST)?;
+            Ok(latest.get(key)?.map(|v| v.value().to_vec()))
+        };
+        read().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "state read failed; treated as absent");
+            None
+        })
+    }
+}
+
+/// A consistent read view of the latest state (one redb read transaction).
+#[derive(Debug)]
+pub struct StateSnapshot {
+    latest: RawTable<&'static [u8]>,
+    height: Option<u64>,
+}
+
+impl StateSnapshot {
+    /// The committed height this view reflects (`None` before genesis).
+    pub fn height(&self) -> Option<u64> {
+        self.height
+    }
+
+    pub fn try_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.latest.get(key)?.map(|v| v.value().to_vec()))
+    }
+}
+
+impl StateRead for StateSnapshot {
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.try_get(key).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "state read failed; treated as absent");
+            None
+        })
+    }
+}
+
+/// The JMT tables of one read transaction: every node and value a tree operation reads
+/// comes from the same snapshot, and from one transaction instead of one per node.
+///
+/// It remembers the first typed [`StoreError`] it hands to `jmt` (which only passes on
+/// `anyhow` text), so callers get `Corrupt` back rather than a string.
+struct TreeSnapshot {
+    nodes: RawTable<&'static [u8]>,
+    values: RawTable<&'static [u8; 40]>,
+    first_error: RefCell<Option<StoreError>>,
+}
+
+impl TreeSnapshot {
+    fn open(db: &Database) -> Result<Self, StoreError> {
+        let txn = db.begin_read()?;
+        // The tables keep the transaction alive after `txn` is dropped.
+        Ok(TreeSnapshot {
+            nodes: txn.open_table(JMT_NODES)?,
+            values: txn.open_table(JMT_VALUES)?,
+            first_error: RefCell::new(None),
+        })
+    }
+
+    fn node(&self, node_key: &NodeKey) -> Result<Option<Node>, StoreError> {
+        let key = encode(node_key);
+        match self.nodes.get(key.as_slice())? {
+            None => Ok(None),
+            Some(v) => decode_stored(v.value(), names::JMT_NODES, hex::encode(&key)).map(Some),
+        }
+    }
+
+    /// The newest value of `key_hash` at a version `<= max_version` (reverse range scan).
+    fn value(&self, max_version: Version, key_hash: KeyHash) -> Result<Option<OwnedValue>, StoreError> {
+        let low = jmt_value_key(&key_hash, 0);
+        let high = jmt_value_key(&key_hash, max_version);
+        let Some(entry) = self.values.range::<&[u8; 40]>(&low..=&high)?.next_back() else {
+            return Ok(None);
+        };
+        let (key, value) = entry?;
+        let key = *key.value();
+        let decoded: Option<OwnedValue> = decode_stored(value.value(), names::JMT_VALUES, hex::encode(key))?;
+        Ok(decoded)
+    }
+
+    fn record(&self, e: StoreError) -> anyhow::Error {
+        let err = anyhow::Error::msg(e.to_string());
+        self.first_error.borrow_mut().get_or_insert(e);
+        err
+    }
+
+    /// The typed error behind a failed `jmt` call, if this snapshot produced it.
+    fn error(&self, e: anyhow::Error) -> StoreError {
+        self.first_error
+            .borrow_mut()
+            .take()
+            .unwrap_or_else(|| StoreError::Tree(format!("{e:#}")))
+    }
+
+    fn proof_error(&self, e: StateProofError) -> StoreError {
+        self.first_error
+            .borrow_mut()
+            .take()
+            .unwrap_or_else(|| StoreError::Tree(e.to_string()))
+    }
+}
+
+impl TreeReader for TreeSnapshot {
+    fn get_node_option(&self, node_key: &NodeKey) -> anyhow::Result<Option<Node>> {
+        self.node(node_key).map_err(|e| self.record(e))
+    }
+
+    fn get_value_option(
+        &self,
+        max_version: Version,
+        key_hash: KeyHash,
+    ) -> anyhow::Result<Option<OwnedValue>> {
+        self.value(max_version, key_hash).map_err(|e| self.record(e))
+    }
+
+    fn get_rightmost_leaf(&self) -> anyhow::Result<Option<(NodeKey, LeafNode)>> {
+        // Only used when restoring a tree from a snapshot, which this store never does.
+        Ok(None)
+    }
+}
+
+/// Only so that `ledger::state::StateTree` (whose impl requires `TreeWriter`) can read
+/// through a snapshot; its read-only methods never write. Nodes are written only inside
+/// `commit_block` / `init_genesis` transactions.
+impl TreeWriter for TreeSnapshot {
+    fn write_node_batch(&self, _batch: &NodeBatch) -> anyhow::Result<()> {
+        Err(anyhow::Error::msg("the store's tree snapshot is read-only"))
+    }
+}
+
+/// Reads committed tree nodes and values, each call in its own read transaction. The store's
+/// own operations read through one snapshot per operation instead.
+impl TreeReader for BlockStore {
+    fn get_node_option(&self, node_key: &NodeKey) -> anyhow::Result<Option<Node>> {
+        Ok(TreeSnapshot::open(&self.db)?.node(node_key)?)
+    }
+
+    fn get_value_option(
+        &self,
+        max_version: Version,
+        key_hash: KeyHash,
+    ) -> anyhow::Result<Option<OwnedValue>> {
+        Ok(TreeSnapshot::open(&self.db)?.value(max_version, key_hash)?)
+    }
+
+    fn get_rightmost_leaf(&self) -> anyhow::Result<Option<(NodeKey, LeafNode)>> {
+        // Only used when restoring a tree from a snapshot, which this store never does.
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ledger::state::keys;
+    use ledger::test_utils::{Actor, SignedBlock, TestChain, TEST_CHAIN_ID};
+    use ledger::types::Role;
+    use ledger::{apply_block, Action, BlockContext, Tx};
+    use redb::ReadableTableMetadata;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// A directory under the system temp dir, removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> Self {
+            static NEXT: AtomicU64 = AtomicU64::new(0);
+            let dir = std::env::temp_dir().join(format!(
+                "medledger-store-{name}-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            TempDir(dir)
+        }
+
+        fn db(&self) -> PathBuf {
+            self.0.join("node.redb")
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// An in-memory chain with registrations and transfers in every block, and each block's txs.
+    struct Run {
+        chain: TestChain,
+        txs: Vec<Vec<Vec<u8>>>,
+        /// Two accounts registered per block: `actors[2 * (h - 1)]` and the next at height h.
+        actors: Vec<Actor>,
+    }
+
+    fn run_chain(blocks: usize) -> Run {
+        let mut chain = TestChain::new(4);
+        let mut actors: Vec<Actor> = Vec::new();
+        let mut all_txs = Vec::new();
+        for b in 0..blocks {
+            let mut txs: Vec<Tx> = Vec::new();
+            for i in 0..2 {
+                let mut actor = Actor::from_seed(10 + (2 * b + i) as u64);
+                let encryption_key = actor.keys.encryption_key();
+                txs.push(actor.tx(Action::RegisterAccount {
+                    role: Role::Patient,
+                    encryption_key,
+                }));
+                actors.push(actor);
+            }
+            let (first, second) = (actors[2 * b].address(), actors[2 * b + 1].address());
+            txs.push(chain.treasury.tx(Action::Transfer {
+                to: first,
+                amount: 1_000 + b as u64,
+            }));
+            txs.push(chain.treasury.tx(Action::Transfer {
+                to: second,
+                amount: 500,
+            }));
+            if b >= 1 {
+                // Funded in the previous block.
+                txs.push(actors[2 * (b - 1)].tx(Action::Transfer {
+                    to: second,
+                    amount: 7,
+                }));
+            }
+            let bytes: Vec<Vec<u8>> = txs.iter().map(Tx::to_bytes).collect();
+            chain.block_of_bytes(&bytes).expect("test block executes");
+            all_txs.push(bytes);
+        }
+        Run {
+            chain,
+            txs: all_txs,
+            actors,
+        }
+    }
+
+    /// Executes a finalized block against the store, rebuilds its header from what the store
+    /// computes, checks it against the in-memory chain's, and commits it.
+    fn replay(store: &BlockStore, signed: &SignedBlock, txs: &[Vec<u8>]) -> Hash {
+        let height = signed.header.height;
+        let ctx = BlockContext {
+            chain_id: TEST_CHAIN_ID.into(),
+            height,
+            time: signed.header.time,
+        };
+        let outcome = apply_block(store, &ctx, txs).expect("block applies against the store");
+        let root = store.state_root_after(&outcome.diff, height).unwrap();
+        let last_block_id = if height == 1 {
+            Hash::ZERO
+        } else {
+            store.header(height - 1).unwrap().unwrap().id()
+        };
+        let proposer = outcome.validators.proposer(height, 0).address;
+        let header = outcome.header(&ctx, last_block_id, root, proposer);
+        assert_eq!(header, signed.header, "height {height}");
+        let block = Block {
+            header,
+            txs: txs.to_vec(),
+        };
+        store
+            .commit_block(
+                &block,
+                &signed.commit,
+                &outcome.validators,
+                &outcome.next_validators,
+                &outcome.diff,
+            )
+            .unwrap()
+    }
+
+    fn replay_all(store: &BlockStore, run: &Run, upto: usize) {
+        for (signed, txs) in run.chain.blocks.iter().zip(&run.txs).take(upto) {
+            assert_eq!(replay(store, signed, txs), signed.header.state_root);
+        }
+    }
+
+    fn diff_of(store: &BlockStore, signed: &SignedBlock, txs: &[Vec<u8>]) -> StateDiff {
+        let ctx = BlockContext {
+            chain_id: TEST_CHAIN_ID.into(),
+            height: signed.header.height,
+            time: signed.header.time,
+        };
+        apply_block(store, &ctx, txs).unwrap().diff
+    }
+
+    fn block_of(run: &Run, height: u64) -> Block {
+        let i = (height - 1) as usize;
+        Block {
+            header: run.chain.blocks[i].header.clone(),
+            txs: run.txs[i].clone(),
+        }
+    }
+
+    fn genesis_root(genesis: &Genesis) -> Hash {
+        ledger::state::MemoryState::new()
+            .commit(&genesis.state_diff().unwrap(), 0)
+            .unwrap()
+    }
+
+    #[test]
+    fn handles_can_be_shared_across_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<BlockStore>();
+        send_sync::<StateSnapshot>();
+    }
+
+    #[test]
+    fn replay_matches_in_memory_chain() {
+        let dir = TempDir::new("replay");
+        let run = run_chain(20);
+        let store = BlockStore::open(&dir.db()).unwrap();
+        assert_eq!(store.last_height().unwrap(), None);
+        assert_eq!(store.genesis_hash().unwrap(), None);
+        let root0 = store.init_genesis(&run.chain.genesis).unwrap();
+        assert_eq!(root0, genesis_root(&run.chain.genesis));
+        assert_eq!(store.last_height().unwrap(), Some(0));
+        assert_eq!(store.state_root(0).unwrap(), root0);
+
+        for (signed, txs) in run.chain.blocks.iter().zip(&run.txs) {
+            let h = signed.header.height;
+            assert_eq!(replay(&store, signed, txs), signed.header.state_root);
+            assert_eq!(store.last_height().unwrap(), Some(h));
+            assert_eq!(store.state_root(h).unwrap(), signed.header.state_root);
+            assert_eq!(store.header(h).unwrap().as_ref(), Some(&signed.header));
+            assert_eq!(store.commit(h).unwrap().as_ref(), Some(&signed.commit));
+            assert_eq!(store.validator_set(h).unwrap().as_ref(), Some(&signed.validators));
+            assert_eq!(
+                store.validator_set(h + 1).unwrap().as_ref(),
+                Some(&signed.next_validators)
+            );
+        }
+        assert_eq!(store.last_height().unwrap(), Some(20));
+
+        // The latest-value table holds exactly the in-memory chain's state.
+        let snapshot = store.state_snapshot().unwrap();
+        assert_eq!(snapshot.height(), Some(20));
+        let mut count = 0u64;
+        for (key, value) in run.chain.state.entries() {
+            assert_eq!(snapshot.try_get(key).unwrap().as_ref(), Some(value));
+            assert_eq!(StateRead::get(&store, key).as_ref(), Some(value));
+            count += 1;
+        }
+        assert_eq!(snapshot.latest.len().unwrap(), count);
+
+        for (i, txs) in run.txs.iter().enumerate() {
+            for tx in txs {
+                assert_eq!(store.tx_height(&sha256(tx)).unwrap(), Some(i as u64 + 1));
+            }
+        }
+        assert_eq!(store.tx_height(&Hash([7; 32])).unwrap(), None);
+        assert!(store.disk_bytes() > 0);
+    }
+
+    #[test]
+    fn everything_survives_reopen() {
+        let dir = TempDir::new("reopen");
+        let run = run_chain(6);
+        let treasury_key = keys::account(&run.chain.treasury.address());
+        {
+            let store = BlockStore::open(&dir.db()).unwrap();
+            store.init_genesis(&run.chain.genesis).unwrap();
+            replay_all(&store, &run, 5);
+        }
+        let store = BlockStore::open(&dir.db()).unwrap();
+        assert_eq!(store.last_height().unwrap(), Some(5));
+        assert_eq!(store.genesis_hash().unwrap(), Some(run.chain.genesis.hash()));
+        // Same genesis again: Ok and nothing changes.
+        assert_eq!(
+            store.init_genesis(&run.chain.genesis).unwrap(),
+            genesis_root(&run.chain.genesis)
+        );
+        assert_eq!(store.last_height().unwrap(), Some(5));
+        for h in 1..=5u64 {
+            let signed = &run.chain.blocks[h as usize - 1];
+            let block = block_of(&run, h);
+            assert_eq!(store.block(h).unwrap().as_ref(), Some(&block));
+            assert_eq!(store.block_bytes(h).unwrap(), Some(encode(&block)));
+            assert_eq!(store.header(h).unwrap().as_ref(), Some(&signed.header));
+            assert_eq!(store.commit(h).unwrap().as_ref(), Some(&signed.commit));
+            assert_eq!(store.validator_set(h).unwrap().as_ref(), Some(&signed.validators));
+            assert_eq!(store.state_root(h).unwrap(), signed.header.state_root);
+            let (value, proof) = store.get_with_proof(&treasury_key, h).unwrap();
+            assert!(value.is_some());
+            proof
+                .verify(&signed.header.state_root, &treasury_key, value.as_deref())
+                .unwrap();
+            for tx in &run.txs[h as usize - 1] {
+                assert_eq!(store.tx_height(&sha256(tx)).unwrap(), Some(h));
+            }
+        }
+        // The set for last_height + 1 is known, the one after is not.
+        assert_eq!(
+            store.validator_set(6).unwrap().as_ref(),
+            Some(&run.chain.blocks[4].next_validators)
+        );
+        assert_eq!(store.validator_set(7).unwrap(), None);
+        assert_eq!(store.block(6).unwrap(), None);
+        assert_eq!(store.commit(6).unwrap(), None);
+        // The chain continues after the restart.
+        assert_eq!(
+            replay(&store, &run.chain.blocks[5], &run.txs[5]),
+            run.chain.blocks[5].header.state_root
+        );
+        assert_eq!(store.last_height().unwrap(), Some(6));
+    }
+
+    #[test]
+    fn skipped_or_repeated_heights_are_refused() {
+        let dir = TempDir::new("gap");
+        let run = run_chain(3);
+        let store = BlockStore::open(&dir.db()).unwrap();
+        let b1 = &run.chain.blocks[0];
+        let b2 = &run.chain.blocks[1];
+        let commit = |store: &BlockStore, h: u64, diff: &StateDiff| {
+            let signed = &run.chain.blocks[h as usize - 1];
+            store.commit_block(
+                &block_of(&run, h),
+                &signed.commit,
+                &signed.validators,
+                &signed.next_validators,
+                diff,
+            )
+        };
+        assert!(matches!(
+            commit(&store, 1, &StateDiff::new()),
+            Err(StoreError::NotInitialised)
+        ));
+        assert!(matches!(store.state_root(0), Err(StoreError::NotInitialised)));
+        store.init_genesis(&run.chain.genesis).unwrap();
+
+        let diff1 = diff_of(&store, b1, &run.txs[0]);
+        // Block 2 before block 1.
+        assert!(matches!(
+            commit(&store, 2, &diff1),
+            Err(StoreError::HeightGap { expected: 1, got: 2 })
+        ));
+        assert!(matches!(
+            store.state_root_after(&diff1, 2),
+            Err(StoreError::HeightGap { expected: 1, got: 2 })
+        ));
+        assert_eq!(store.last_height().unwrap(), Some(0));
+        assert_eq!(store.block(2).unwrap(), None);
+        assert_eq!(store.commit(2).unwrap(), None);
+
+        assert_eq!(commit(&store, 1, &diff1).unwrap(), b1.header.state_root);
+        // Block 1 again.
+        assert!(matches!(
+            commit(&store, 1, &diff1),
+            Err(StoreError::HeightGap { expected: 2, got: 1 })
+        ));
+        assert!(matches!(
+            store.state_root(2),
+            Err(StoreError::NotCommitted { height: 2, last: 1 })
+        ));
+        assert!(matches!(
+            store.get_with_proof(b"x", 2),
+            Err(StoreError::NotCommitted { height: 2, last: 1 })
+        ));
+        let diff2 = diff_of(&store, b2, &run.txs[1]);
+        assert_eq!(commit(&store, 2, &diff2).unwrap(), b2.header.state_root);
+    }
+
+    #[test]
+    fn inconsistent_blocks_write_nothing() {
+        let dir = TempDir::new("inconsistent");
+        let run = run_chain(2);
+        let store = BlockStore::open(&dir.db()).unwrap();
+        store.init_genesis(&run.chain.genesis).unwrap();
+        let signed = &run.chain.blocks[0];
+        let block = block_of(&run, 1);
+        let diff = diff_of(&store, signed, &run.txs[0]);
+        let (vals, next) = (&signed.validators, &signed.next_validators);
+
+        // A diff that does not reproduce header.state_root.
+        let mut wrong = diff.clone();
+        wrong.insert(b"extra".to_vec(), Some(vec![1]));
+        match store.commit_block(&block, &signed.commit, vals, next, &wrong) {
+            Err(StoreError::StateRootMismatch {
+                height: 1,
+                header,
+                computed,
+            }) => {
+                assert_eq!(header, signed.header.state_root);
+                assert_ne!(computed, header);
+            }
+            other => panic!("{other:?}"),
+        }
+        // A commit for another block.
+        let other_commit = &run.chain.blocks[1].commit;
+        assert!(matches!(
+            store.commit_block(&block, other_commit, vals, next, &diff),
+            Err(StoreError::Inconsistent { height: 1, .. })
+        ));
+        // A validator set the header does not name.
+        let other_set = TestChain::new(2).genesis.validator_set().unwrap();
+        assert!(matches!(
+            store.commit_block(&block, &signed.commit, &other_set, next, &diff),
+            Err(StoreError::Inconsistent { height: 1, .. })
+        ));
+        assert!(matches!(
+            store.commit_block(&block, &signed.commit, vals, &other_set, &diff),
+            Err(StoreError::Inconsistent { height: 1, .. })
+        ));
+
+        assert_eq!(store.last_height().unwrap(), Some(0));
+        assert_eq!(store.block(1).unwrap(), None);
+        assert_eq!(store.commit(1).unwrap(), None);
+        assert_eq!(StateRead::get(&store, b"extra"), None);
+        assert!(matches!(
+            store.state_root(1),
+            Err(StoreError::NotCommitted { .. })
+        ));
+        // The tree has no version 1 yet: the right block still commits cleanly.
+        assert_eq!(
+            store
+                .commit_block(&block, &signed.commit, vals, next, &diff)
+                .unwrap(),
+            signed.header.state_root
+        );
+    }
+
+    #[test]
+    fn a_different_genesis_is_refused() {
+        let dir = TempDir::new("genesis");
+        let ours = TestChain::new(4).genesis;
+        let theirs = TestChain::with_powers(&[10, 20]).genesis;
+        {
+            let store = BlockStore::open(&dir.db()).unwrap();
+            store.init_genesis(&ours).unwrap();
+            match store.init_genesis(&theirs) {
+                Err(StoreError::GenesisMismatch { stored, given }) => {
+                    assert_eq!(stored, ours.hash());
+                    assert_eq!(given, theirs.hash());
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let store = BlockStore::open(&dir.db()).unwrap();
+        assert!(matches!(
+            store.init_genesis(&theirs),
+            Err(StoreError::GenesisMismatch { .. })
+        ));
+        assert_eq!(store.genesis_hash().unwrap(), Some(ours.hash()));
+        assert_eq!(store.init_genesis(&ours).unwrap(), genesis_root(&ours));
+        assert_eq!(store.state_root(0).unwrap(), genesis_root(&ours));
+
+        // An invalid genesis never reaches the file.
+        let dir = TempDir::new("genesis-invalid");
+        let store = BlockStore::open(&dir.db()).unwrap();
+        let mut bad = ours.clone();
+        bad.chain_id = String::new();
+        assert!(matches!(store.init_genesis(&bad), Err(StoreError::Genesis(_))));
+        assert_eq!(store.genesis_hash().unwrap(), None);
+        assert_eq!(store.last_height().unwrap(), None);
+    }
+
+    #[test]
+    fn old_heights_prove_inclusion_and_absence() {
+        let dir = TempDir::new("proofs");
+        let run = run_chain(8);
+        let store = BlockStore::open(&dir.db()).unwrap();
+        store.init_genesis(&run.chain.genesis).unwrap();
+        replay_all(&store, &run, 8);
+
+        let roots: Vec<Hash> = (0..=8).map(|h| store.state_root(h).unwrap()).collect();
+        // The treasury's balance changes in every block.
+        let treasury = keys::account(&run.chain.treasury.address());
+        for h in 0..=8u64 {
+            let (value, proof) = store.get_with_proof(&treasury, h).unwrap();
+            let (expected, expected_proof) = run.chain.state.get_with_proof(&treasury, h).unwrap();
+            assert_eq!(value, expected, "height {h}");
+            assert_eq!(proof, expected_proof);
+            let value = value.expect("treasury exists from genesis");
+            proof.verify(&roots[h as usize], &treasury, Some(&value)).unwrap();
+            if h < 8 {
+                // An old value is not the value under a newer root.
+                assert!(proof
+                    .verify(&roots[h as usize + 1], &treasury, Some(&value))
+                    .is_err());
+            }
+            assert!(proof.verify(&roots[h as usize], &treasury, None).is_err());
+        }
+
+        // An account registered at height 5 is provably absent at height 3, present at 5.
+        let late = keys::account(&run.actors[8].address());
+        let (now, _) = store.get_with_proof(&late, 8).unwrap();
+        let now = now.expect("registered at height 5");
+        let (then, proof) = store.get_with_proof(&late, 3).unwrap();
+        assert_eq!(then, None);
+        proof.verify(&roots[3], &late, None).unwrap();
+        assert!(proof.verify(&roots[3], &late, Some(&now)).is_err());
+        let (at5, proof) = store.get_with_proof(&late, 5).unwrap();
+        let at5 = at5.expect("registered at height 5");
+        proof.verify(&roots[5], &late, Some(&at5)).unwrap();
+
+        // A key nobody ever wrote.
+        let (none, proof) = store.get_with_proof(b"never/written", 2).unwrap();
+        assert_eq!(none, None);
+        proof.verify(&roots[2], b"never/written", None).unwrap();
+
+        // jmt's own reader interface on the store agrees with the snapshot it uses.
+        let tree = JellyfishMerkleTree::<_, Sha256>::new(&store);
+        assert_eq!(Hash(tree.get_root_hash(4).unwrap().0), roots[4]);
+        let (value, _) = tree
+            .get_with_proof(KeyHash::with::<Sha256>(&treasury), 4)
+            .unwrap();
+        assert_eq!(value, run.chain.state.get_with_proof(&treasury, 4).unwrap().0);
+    }
+
+    #[test]
+    fn upgrade_commit_keeps_the_fuller_commit() {
+        let dir = TempDir::new("upgrade");
+        let run = run_chain(2);
+        let store = BlockStore::open(&dir.db()).unwrap();
+        store.init_genesis(&run.chain.genesis).unwrap();
+        let signed = &run.chain.blocks[0];
+        let full = signed.commit.clone();
+        assert_eq!(full.signatures.len(), 4);
+        let mut partial = full.clone();
+        partial.signatures.truncate(3);
+
+        let diff = diff_of(&store, signed, &run.txs[0]);
+        store
+            .commit_block(
+                &block_of(&run, 1),
+                &partial,
+                &signed.validators,
+                &signed.next_validators,
+                &diff,
+            )
+            .unwrap();
+        assert_eq!(store.commit(1).unwrap(), Some(partial.clone()));
+
+        assert!(!store.upgrade_commit(1, &partial).unwrap());
+        assert!(store.upgrade_commit(1, &full).unwrap());
+        assert_eq!(store.commit(1).unwrap(), Some(full.clone()));
+        assert!(!store.upgrade_commit(1, &partial).unwrap());
+        assert!(!store.upgrade_commit(1, &full).unwrap());
+        assert_eq!(store.commit(1).unwrap(), Some(full.clone()));
+
+        // Not committed yet: nothing to upgrade.
+        assert!(!store.upgrade_commit(2, &run.chain.blocks[1].commit).unwrap());
+        assert_eq!(store.commit(2).unwrap(), None);
+        // More signatures for another block never replace the certificate.
+        let mut forged = full.clone();
+        forged.block_id = Hash([9; 32]);
+        forged.signatures.push(full.signatures[0]);
+        assert!(matches!(
+            store.upgrade_commit(1, &forged),
+            Err(StoreError::Inconsistent { height: 1, .. })
+        ));
+        assert!(matches!(
+            store.upgrade_commit(2, &full),
+            Err(StoreError::Inconsistent { height: 2, .. })
+        ));
+        assert_eq!(store.commit(1).unwrap(), Some(full));
+    }
+
+    #[test]
+    fn pending_proposals_round_trip_and_prune() {
+        let dir = TempDir::new("pending");
+        let (a, b, c, d) = (Hash([1; 32]), Hash([2; 32]), Hash([3; 32]), Hash([4; 32]));
+        {
+            let store = BlockStore::open(&dir.db()).unwrap();
+            store.put_pending_proposal(5, 0, &a, b"block a").unwrap();
+            store.put_pending_proposal(5, 1, &b, b"block b").unwrap();
+            store.put_pending_proposal(6, 0, &c, b"block c").unwrap();
+            store.put_pending_proposal(7, 2, &a, b"block a").unwrap();
+            // A second, different proposal at (5, 0) is kept by id but never replaces the first.
+            store.put_pending_proposal(5, 0, &d, b"block d").unwrap();
+            store.put_pending_proposal(9, 0, &Hash([5; 32]), b"").unwrap();
+        }
+        let store = BlockStore::open(&dir.db()).unwrap();
+        assert_eq!(store.pending_proposal(&a).unwrap(), Some(b"block a".to_vec()));
+        assert_eq!(store.pending_proposal(&d).unwrap(), Some(b"block d".to_vec()));
+        assert_eq!(
+            store.pending_proposal_at(5, 0).unwrap(),
+            Some(b"block a".to_vec())
+        );
+        assert_eq!(
+            store.pending_proposal_at(5, 1).unwrap(),
+            Some(b"block b".to_vec())
+        );
+        assert_eq!(
+            store.pending_proposal_at(6, 0).unwrap(),
+            Some(b"block c".to_vec())
+        );
+        assert_eq!(store.pending_proposal_at(9, 0).unwrap(), Some(vec![]));
+        assert_eq!(store.pending_proposal_at(6, 1).unwrap(), None);
+        assert_eq!(store.pending_proposal(&Hash([8; 32])).unwrap(), None);
+
+        store.prune_pending_below(6).unwrap();
+        assert_eq!(store.pending_proposal_at(5, 0).unwrap(), None);
+        assert_eq!(store.pending_proposal_at(5, 1).unwrap(), None);
+        assert_eq!(store.pending_proposal(&b).unwrap(), None);
+        assert_eq!(store.pending_proposal(&d).unwrap(), None);
+        assert_eq!(
+            store.pending_proposal_at(6, 0).unwrap(),
+            Some(b"block c".to_vec())
+        );
+        // `a` was last recorded at height 7 (a re-proposal in a later height keeps its bytes).
+        assert_eq!(
+            store.pending_proposal_at(7, 2).unwrap(),
+            Some(b"block a".to_vec())
+        );
+
+        // Recorded at a higher height first: pruning the lower height keeps the higher entry.
+        let e = Hash([6; 32]);
+        store.put_pending_proposal(8, 0, &e, b"block e").unwrap();
+        store.put_pending_proposal(6, 3, &e, b"block e").unwrap();
+        store.prune_pending_below(7).unwrap();
+        assert_eq!(store.pending_proposal_at(6, 3).unwrap(), None);
+        assert_eq!(
+            store.pending_proposal_at(8, 0).unwrap(),
+            Some(b"block e".to_vec())
+        );
+
+        store.prune_pending_below(u64::MAX).unwrap();
+        for (h, r) in [(6, 0), (7, 2), (8, 0), (9, 0)] {
+            assert_eq!(store.pending_proposal_at(h, r).unwrap(), None);
+        }
+        assert_eq!(store.pending_proposal(&c).unwrap(), None);
+    }
+
+    #[test]
+    fn undecodable_bytes_are_reported_as_corrupt() {
+        let dir = TempDir::new("corrupt");
+        let run = run_chain(1);
+        let store = BlockStore::open(&dir.db()).unwrap();
+        store.init_genesis(&run.chain.genesis).unwrap();
+        replay_all(&store, &run, 1);
+
+        let txn = store.db.begin_write().unwrap();
+        {
+            txn.open_table(BLOCKS)
+                .unwrap()
+                .insert(1, [0xff_u8; 3].as_slice())
+                .unwrap();
+            txn.open_table(COMMITS)
+                .unwrap()
+                .insert(1, [0xff_u8; 3].as_slice())
+                .unwrap();
+            let mut nodes = txn.open_table(JMT_NODES).unwrap();
+            let roots: Vec<Vec<u8>> = nodes
+                .iter()
+                .unwrap()
+                .map(|e| e.unwrap().0.value().to_vec())
+                .filter(|k| {
+                    let key: NodeKey = borsh::from_slice(k).unwrap();
+                    key.version() == 1 && key.nibble_path().num_nibbles() == 0
+                })
+                .collect();
+            assert_eq!(roots.len(), 1);
+            nodes
+                .insert(roots[0].as_slice(), [0xff_u8; 3].as_slice())
+                .unwrap();
+        }
+        txn.commit().unwrap();
+
+        let is_corrupt = |r: Result<(), StoreError>, t: &str| match r {
+            Err(StoreError::Corrupt { table, .. }) => table == t,
+            _ => false,
+        };
+        assert!(is_corrupt(store.block(1).map(|_| ()), names::BLOCKS));
+        assert!(is_corrupt(store.header(1).map(|_| ()), names::BLOCKS));
+        assert!(is_corrupt(store.commit(1).map(|_| ()), names::COMMITS));
+        // The typed error comes back through jmt.
+        assert!(is_corrupt(store.state_root(1).map(|_| ()), names::JMT_NODES));
+        assert!(is_corrupt(
+            store.get_with_proof(b"k", 1).map(|_| ()),
+            names::JMT_NODES
+        ));
+        // Version 0 is untouched.
+        assert!(store.state_root(0).is_ok());
+    }
+}
