@@ -121,7 +121,7 @@ async fn main() -> anyhow::Result<()> {
             let mode = if follower {
                 Mode::Follower
             } else {
-                Mode::Validator(home.load_key()?)
+                Mode::Validator(Box::new(home.load_key()?))
             };
             let running = start(&home, &config, &genesis, mode).await?;
             let listener = tokio::net::TcpListener::bind(&config.rpc_listen)

@@ -56,7 +56,7 @@ impl EngineConfig for EngineSettings {
 /// Validator (signs) or follower (verifies and stores only).
 #[derive(Clone, Debug)]
 pub enum Mode {
-    Validator(SigningKey),
+    Validator(Box<SigningKey>),
     Follower,
 }
 
@@ -178,7 +178,11 @@ pub async fn start(
     )));
 
     let (key_for_identity, signing_key, address) = match &mode {
-        Mode::Validator(key) => (key.clone(), Some(key.clone()), Addr(key.public_key())),
+        Mode::Validator(key) => (
+            key.as_ref().clone(),
+            Some(key.as_ref().clone()),
+            Addr(key.public_key()),
+        ),
         // A follower still needs an address and a libp2p identity; neither is in any set.
         Mode::Follower => {
             let key = SigningKey::from_seed(rand::random());
@@ -205,9 +209,11 @@ pub async fn start(
         .context("persistent_peers")?;
     // Localnets put every node on 127.0.0.1; the per-IP default (5) would refuse larger ones.
     consensus.p2p.discovery.max_connections_per_ip = 64;
-    let mut value_sync = ValueSyncConfig::default();
-    value_sync.status_update_interval = Duration::from_secs(1);
-    value_sync.request_timeout = Duration::from_secs(5);
+    let value_sync = ValueSyncConfig {
+        status_update_interval: Duration::from_secs(1),
+        request_timeout: Duration::from_secs(5),
+        ..ValueSyncConfig::default()
+    };
     let settings = EngineSettings {
         moniker: config.moniker.clone(),
         consensus,
@@ -220,7 +226,7 @@ pub async fn start(
         Mode::Validator(key) => ConsensusContext::new_validator(
             address,
             verifier,
-            Box::new(MedSigner::new(key.clone(), &genesis.chain_id)),
+            Box::new(MedSigner::new(key.as_ref().clone(), &genesis.chain_id)),
         ),
         Mode::Follower => ConsensusContext::new_full_node(address, verifier),
     };

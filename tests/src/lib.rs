@@ -57,6 +57,7 @@ fn free_base_port() -> u16 {
     }
 }
 
+#[derive(Debug)]
 pub struct Localnet {
     pub dir: PathBuf,
     pub layout: LocalnetLayout,

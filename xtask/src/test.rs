@@ -13,7 +13,12 @@ use crate::{cmd, setup};
 const STEPS: &[(&str, &str)] = &[
     ("format", "cargo fmt --all -- --check"),
     ("clippy", "cargo clippy --workspace --all-targets -- -D warnings"),
-    ("native tests", "cargo test --workspace"),
+    ("native tests", "cargo test --workspace --exclude medledger-tests"),
+    // Real node processes on loopback; one test at a time so 2 cores are not oversubscribed.
+    (
+        "end-to-end (node processes)",
+        "cargo test -p medledger-tests -- --test-threads=1",
+    ),
     (
         "ledger builds for wasm32",
         "cargo build -p medledger-ledger --target wasm32-unknown-unknown",
