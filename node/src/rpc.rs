@@ -1,6 +1,7 @@
 //! The node's HTTP API, for operators, tests and tx forwarding between nodes. Light clients
 //! talk libp2p to relays (DESIGN §5); this is the native, trusted-operator side.
 //!
+//! - `POST /txs` (body: borsh `Vec<Vec<u8>>`) → one result per tx, for load and batching.
 //! - `POST /tx` (body: borsh tx bytes) → `{"hash"}` or 400 `{"error"}`; new txs are forwarded
 //!   to `peer_rpcs` so every proposer's mempool has them.
 //! - `GET /status`, `/header/{h}`, `/commit/{h}`, `/block/{h}`, `/validators/{h}` (borsh bytes
@@ -19,6 +20,11 @@ use serde::Deserialize;
 use std::sync::Arc;
 use tracing::{debug, warn};
 
+/// Largest `/txs` batch body (and so the largest request body of any route).
+pub const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
+/// Most txs in one `/txs` batch.
+pub const MAX_BATCH_TXS: usize = 10_000;
+
 #[derive(Clone)]
 struct Api {
     node: NodeHandle,
@@ -34,6 +40,7 @@ pub fn router(node: NodeHandle, peer_rpcs: Vec<String>) -> Router {
     };
     Router::new()
         .route("/tx", post(submit_tx))
+        .route("/txs", post(submit_txs))
         .route("/tx/{hash}", get(tx_status))
         .route("/status", get(status))
         .route("/header/{height}", get(header))
@@ -42,7 +49,7 @@ pub fn router(node: NodeHandle, peer_rpcs: Vec<String>) -> Router {
         .route("/validators/{height}", get(validators))
         .route("/proof/{height}", get(proof))
         .route("/metrics", get(metrics))
-        .layer(DefaultBodyLimit::max(ledger::tx::MAX_TX_BYTES + 1024))
+        .layer(DefaultBodyLimit::max(MAX_BATCH_BYTES))
         .with_state(api)
 }
 
@@ -76,6 +83,41 @@ async fn submit_tx(State(api): State<Api>, body: Bytes) -> Response {
             error(StatusCode::BAD_REQUEST, rejected)
         }
     }
+}
+
+/// `POST /txs`: borsh `Vec<Vec<u8>>` of txs → one JSON result per tx, in order. Accepted
+/// txs are forwarded to peers as one batch.
+async fn submit_txs(State(api): State<Api>, body: Bytes) -> Response {
+    let txs: Vec<Vec<u8>> = match ledger::codec::decode_limited(&body, MAX_BATCH_BYTES) {
+        Ok(txs) => txs,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    if txs.len() > MAX_BATCH_TXS {
+        return error(StatusCode::BAD_REQUEST, format!("batch of {} txs exceeds {MAX_BATCH_TXS}", txs.len()));
+    }
+    let mut results = Vec::with_capacity(txs.len());
+    let mut accepted = Vec::new();
+    for tx in txs {
+        match api.node.submit_tx(tx.clone()) {
+            Ok(hash) => {
+                results.push(serde_json::json!({ "hash": hash.to_hex() }));
+                accepted.push(tx);
+            }
+            Err(rejected) => results.push(serde_json::json!({ "error": rejected.to_string() })),
+        }
+    }
+    if !accepted.is_empty() {
+        let batch = Bytes::from(ledger::codec::encode(&accepted));
+        for peer in api.peers.iter() {
+            let (client, url, bytes) = (api.client.clone(), format!("http://{peer}/txs"), batch.clone());
+            tokio::spawn(async move {
+                if let Err(e) = client.post(&url).body(bytes).send().await {
+                    debug!(%url, error = %e, "batch forward failed");
+                }
+            });
+        }
+    }
+    Json(results).into_response()
 }
 
 async fn tx_status(State(api): State<Api>, Path(hash): Path<String>) -> Response {
