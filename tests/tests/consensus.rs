@@ -297,3 +297,37 @@ fn e2e_home_key(net: &Localnet, index: usize) -> SigningKey {
         .load_key()
         .unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_follower_syncs_verifies_and_serves_state_proofs_and_metrics() {
+    let mut net = Localnet::new("follower", 4, 1).unwrap();
+    net.start_all_validators(4).unwrap();
+    let keys = fresh_account(7);
+    let hash = net.submit(0, register_tx(&keys)).await.unwrap().unwrap();
+    wait_all_committed(&net, 0, &[hash]).await;
+    net.wait_height(0, 8, WAIT).await.unwrap();
+    // Joins late: everything before now comes through value sync.
+    net.start_follower(4).unwrap();
+    let head = net.status(0).await.unwrap().height;
+    net.wait_height(4, head + 2, WAIT).await.unwrap();
+    assert_agreement(&net, &[0, 4], head + 2).await;
+    // The follower proves the registered account (inclusion) and a stranger (non-inclusion).
+    let h = net.status(4).await.unwrap().height;
+    let header = net.header(4, h).await.unwrap().unwrap();
+    for (address, present) in [(keys.address(), true), (fresh_account(8).address(), false)] {
+        let key = ledger::state::keys::account(&address);
+        let url = format!("{}/proof/{h}?key={}", net.rpc(4), hex_encode(&key));
+        let bytes = reqwest::get(url).await.unwrap().bytes().await.unwrap();
+        let (value, proof): (Option<Vec<u8>>, ledger::state::StateProof) = ledger::codec::decode(&bytes).unwrap();
+        assert_eq!(value.is_some(), present);
+        proof.verify(&header.state_root, &key, value.as_deref()).unwrap();
+    }
+    let metrics = reqwest::get(format!("{}/metrics", net.rpc(0))).await.unwrap().text().await.unwrap();
+    for name in ["medledger_height", "medledger_txs", "medledger_mempool_size"] {
+        assert!(metrics.contains(name), "/metrics lacks {name}");
+    }
+}
+
+fn hex_encode(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
