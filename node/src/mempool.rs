@@ -38,13 +38,11 @@
 //!
 //! Memory is about twice [`Mempool::bytes`]: each tx is held as bytes and decoded.
 //!
-//! # Known limits
-//! Nothing expires a tx that never becomes executable (one that keeps failing, one behind a
-//! nonce gap, one from a key that is not an account): it stays until its signer's nonce moves
-//! past it, and since a pending nonce cannot be replaced ([`Rejected::NonceTaken`]), a failing
-//! tx blocks its signer's later ones in this pool. Keys are free, so such txs from many keys
-//! can fill the pool; an expiry counted in blocks, or a re-check that evicts failing txs,
-//! would close this.
+//! # Expiry
+//! A tx that never becomes executable (one that keeps failing, one behind a nonce gap, one
+//! from a key that is not an account) would otherwise stay until its signer's nonce moves past
+//! it, blocking its signer's later txs ([`Rejected::NonceTaken`]) and, from many free keys,
+//! filling the pool. Every tx therefore expires `ttl_blocks` commits after admission.
 
 use ledger::crypto::sha256;
 use ledger::exec::{apply_tx, check_tx_stateless, expected_nonce, MAX_BLOCK_BYTES, MAX_BLOCK_TXS};
@@ -63,6 +61,8 @@ pub struct MempoolConfig {
     pub max_bytes: usize,
     /// Most txs held per signer, and how far past its expected nonce a signer may queue.
     pub max_per_signer: usize,
+    /// Commits after which a tx still in the pool is dropped.
+    pub ttl_blocks: u64,
 }
 
 impl Default for MempoolConfig {
@@ -71,6 +71,7 @@ impl Default for MempoolConfig {
             max_txs: 50_000,
             max_bytes: 64 * 1024 * 1024,
             max_per_signer: 512,
+            ttl_blocks: 600,
         }
     }
 }
@@ -111,6 +112,8 @@ struct Entry {
     /// Canonical bytes, as they go into a block.
     bytes: Vec<u8>,
     tx: Tx,
+    /// Value of the pool's commit counter when the tx was admitted.
+    admitted_at: u64,
 }
 
 /// The transaction pool (see the module docs).
@@ -123,6 +126,8 @@ pub struct Mempool {
     by_hash: BTreeMap<Hash, (PublicKey, u64)>,
     /// Sum of held tx byte lengths.
     bytes: usize,
+    /// Blocks committed since the pool was made (drives expiry).
+    commits: u64,
 }
 
 impl fmt::Debug for Mempool {
@@ -145,6 +150,7 @@ impl Mempool {
             queues: BTreeMap::new(),
             by_hash: BTreeMap::new(),
             bytes: 0,
+            commits: 0,
         }
     }
 
@@ -208,10 +214,15 @@ impl Mempool {
         tracing::trace!(%hash, %signer, nonce, "mempool: admitted");
         self.bytes += bytes.len();
         self.by_hash.insert(hash, (signer, nonce));
-        self.queues
-            .entry(signer)
-            .or_default()
-            .insert(nonce, Entry { hash, bytes, tx });
+        self.queues.entry(signer).or_default().insert(
+            nonce,
+            Entry {
+                hash,
+                bytes,
+                tx,
+                admitted_at: self.commits,
+            },
+        );
         Ok(hash)
     }
 
@@ -313,6 +324,8 @@ impl Mempool {
     /// After a block commits (`state` includes it): drops its txs and every tx whose nonce is
     /// now below its signer's expected nonce.
     pub fn remove_committed(&mut self, state: &dyn StateRead, committed: &[Vec<u8>]) {
+        self.commits += 1;
+        let oldest_kept = self.commits.saturating_sub(self.config.ttl_blocks);
         let Mempool {
             queues,
             by_hash,
@@ -339,6 +352,14 @@ impl Mempool {
                 }
                 Err(error) => tracing::error!(%error, %signer, "mempool: cannot read a signer's nonce"),
             }
+            queue.retain(|_, entry| {
+                let live = entry.admitted_at >= oldest_kept;
+                if !live {
+                    by_hash.remove(&entry.hash);
+                    *bytes -= entry.bytes.len();
+                }
+                live
+            });
             !queue.is_empty()
         });
     }
@@ -396,6 +417,7 @@ mod tests {
             max_txs,
             max_bytes,
             max_per_signer,
+            ttl_blocks: 1_000,
         }
     }
 
@@ -846,5 +868,32 @@ mod tests {
                 prop_assert!(pool.len() <= config.max_txs && pool.bytes() <= config.max_bytes);
             }
         }
+    }
+
+    #[test]
+    fn txs_that_never_become_executable_expire() {
+        let mut chain = TestChain::new(1);
+        let mut alice = chain.register(1, Role::Patient);
+        let config = MempoolConfig {
+            ttl_blocks: 3,
+            ..MempoolConfig::default()
+        };
+        let mut pool = Mempool::new(TEST_CHAIN_ID.into(), config);
+        // Nonce gap: nonce 1 while 0 is missing; it can never be reaped.
+        alice.nonce += 1;
+        let gapped = alice.tx(Action::Transfer {
+            to: alice.address(),
+            amount: 1,
+        });
+        pool.insert(&chain.state, gapped.to_bytes()).unwrap();
+        for _ in 0..3 {
+            chain.block(&[]).unwrap();
+            pool.remove_committed(&chain.state, &[]);
+            assert_eq!(pool.len(), 1);
+        }
+        chain.block(&[]).unwrap();
+        pool.remove_committed(&chain.state, &[]);
+        assert!(pool.is_empty());
+        assert_eq!(pool.bytes(), 0);
     }
 }

@@ -93,7 +93,10 @@ async fn submit_txs(State(api): State<Api>, body: Bytes) -> Response {
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
     if txs.len() > MAX_BATCH_TXS {
-        return error(StatusCode::BAD_REQUEST, format!("batch of {} txs exceeds {MAX_BATCH_TXS}", txs.len()));
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("batch of {} txs exceeds {MAX_BATCH_TXS}", txs.len()),
+        );
     }
     let mut results = Vec::with_capacity(txs.len());
     let mut accepted = Vec::new();
