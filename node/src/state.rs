@@ -92,6 +92,23 @@ pub struct NodeState {
     pub metrics: NodeMetrics,
 }
 
+fn proposed(
+    height: BlockHeight,
+    round: Round,
+    proposer: Addr,
+    id: BlockHash,
+    validity: Validity,
+) -> ProposedValue<MedCtx> {
+    ProposedValue {
+        height,
+        round,
+        valid_round: Round::Nil,
+        proposer,
+        value: id,
+        validity,
+    }
+}
+
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -325,14 +342,7 @@ impl NodeState {
                 }
             },
         };
-        Ok(ProposedValue {
-            height: part.height,
-            round: part.round,
-            valid_round: Round::Nil,
-            proposer: part.proposer,
-            value: id,
-            validity,
-        })
+        Ok(proposed(part.height, part.round, part.proposer, id, validity))
     }
 
     /// Values this node already holds for (height, round), for the engine's crash recovery.
@@ -351,14 +361,7 @@ impl NodeState {
         let id = BlockHash(prepared.block.header.id());
         let proposer = Addr(prepared.block.header.proposer);
         self.prepared.insert(id, prepared);
-        Ok(vec![ProposedValue {
-            height,
-            round,
-            valid_round: Round::Nil,
-            proposer,
-            value: id,
-            validity: Validity::Valid,
-        }])
+        Ok(vec![proposed(height, round, proposer, id, Validity::Valid)])
     }
 
     fn to_commit(cert: &CommitCertificate<MedCtx>) -> Commit {
@@ -500,13 +503,6 @@ impl NodeState {
         self.store
             .put_pending_proposal(height.0, round.as_u32().unwrap_or(0), &id.0, bytes)?;
         self.prepared.insert(id, prepared);
-        Ok(ProposedValue {
-            height,
-            round,
-            valid_round: Round::Nil,
-            proposer,
-            value: id,
-            validity: Validity::Valid,
-        })
+        Ok(proposed(height, round, proposer, id, Validity::Valid))
     }
 }
