@@ -77,7 +77,7 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-            EnvFilter::new("info,libp2p=warn,informalsystems_malachitebft=warn,malachitebft=warn")
+            EnvFilter::new("info,libp2p=warn,arc_malachitebft=warn")
         }))
         .init();
     match Cli::parse().command {
