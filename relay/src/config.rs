@@ -1,6 +1,7 @@
 //! What a relay is started with: where its chain comes from, where it keeps its data and
 //! blobs, and where it listens. `medledger-relay`'s flags map one to one onto [`RelayConfig`].
 
+use crate::network::NetworkConfig;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -26,10 +27,13 @@ pub struct RelayConfig {
     /// Key file of the relay's storage-node account when following a network (created if
     /// missing); `None` means `<data_dir>/relay-key.json`. The dev chain uses its own account.
     pub relay_key: Option<PathBuf>,
+    /// libp2p listeners (TCP, WebSocket, WebRTC-direct) and per-peer limits.
+    pub network: NetworkConfig,
 }
 
 impl RelayConfig {
-    /// A dev relay on `data_dir` with the defaults of `medledger-relay --dev`.
+    /// A dev relay on `data_dir` with the defaults of `medledger-relay --dev`, except that
+    /// libp2p listens on any free loopback ports.
     pub fn dev(data_dir: impl Into<PathBuf>, http_listen: SocketAddr) -> Self {
         RelayConfig {
             chain: ChainSource::Dev(DevOptions::default()),
@@ -39,6 +43,7 @@ impl RelayConfig {
             dist: None,
             max_blob_bytes: ledger::tx::MAX_BLOB_BYTES,
             relay_key: None,
+            network: NetworkConfig::default(),
         }
     }
 

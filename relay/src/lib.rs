@@ -10,8 +10,8 @@
 //! - [`http`]: dashboard, discovery document, `/metrics`, blob routes; [`dev`]: the dev chain;
 //!   [`keys`]: account key files; [`config`]: what a relay starts with; [`clock`]: time.
 //!
-//! The libp2p transports (WebRTC-direct, WebSocket, TCP) and gossipsub arrive next: they decode
-//! [`protocol`] messages, call the services and encode the answers; nothing below them changes.
+//! - [`network`]: libp2p (WebRTC-direct, WebSocket, TCP), one request-response protocol per
+//!   [`protocol`] module calling the services, the heads gossipsub topic, per-peer limits.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::panic))]
 
 pub mod blobs;
@@ -23,6 +23,7 @@ pub mod follow;
 pub mod http;
 pub mod keys;
 pub mod metrics;
+pub mod network;
 pub mod protocol;
 mod relay;
 pub mod service;

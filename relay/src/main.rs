@@ -5,8 +5,10 @@
 use anyhow::Context as _;
 use clap::Parser;
 use relay::config::{default_dist, DevOptions, DEFAULT_DATA_DIR, DEFAULT_HTTP};
+use relay::network::limits::LimitsConfig;
+use relay::network::{NetworkConfig, DEFAULT_TCP_PORT, DEFAULT_WEBRTC_PORT, DEFAULT_WS_PORT};
 use relay::{BlobLocation, ChainSource, Relay, RelayConfig};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use tracing_subscriber::EnvFilter;
 
@@ -72,6 +74,25 @@ struct Cli {
     #[arg(long, value_name = "BYTES", default_value_t = ledger::tx::MAX_BLOB_BYTES)]
     max_blob_bytes: u64,
 
+    /// Interface of the libp2p listeners (TCP, WebSocket, WebRTC-direct). Browsers on other
+    /// machines need a routable address here, e.g. 0.0.0.0 or the host's IP.
+    #[arg(long, value_name = "IP", default_value = "127.0.0.1")]
+    p2p_host: IpAddr,
+
+    /// libp2p TCP port (noise + yamux), for native peers (0: any free port).
+    #[arg(long, value_name = "PORT", default_value_t = DEFAULT_TCP_PORT)]
+    p2p_tcp: u16,
+
+    /// libp2p WebSocket port (/tcp/PORT/ws, noise + yamux), for browsers and native peers.
+    #[arg(long, value_name = "PORT", default_value_t = DEFAULT_WS_PORT)]
+    p2p_ws: u16,
+
+    /// libp2p WebRTC-direct UDP port, for browsers. The certificate (and so the /certhash in
+    /// the discovery document) is kept in <DATA>/webrtc-cert.pem and reused across restarts,
+    /// as is the libp2p key in <DATA>/p2p-key.
+    #[arg(long, value_name = "PORT", default_value_t = DEFAULT_WEBRTC_PORT)]
+    p2p_webrtc: u16,
+
     /// With --dev: minimum time between blocks in ms (0: as fast as consensus goes).
     #[arg(long, value_name = "MS", default_value_t = DevOptions::default().target_block_time_ms)]
     block_time_ms: u64,
@@ -94,6 +115,13 @@ impl Cli {
             dist: self.dist.or_else(default_dist),
             max_blob_bytes: self.max_blob_bytes,
             relay_key: self.key,
+            network: NetworkConfig {
+                host: self.p2p_host,
+                tcp_port: self.p2p_tcp,
+                ws_port: self.p2p_ws,
+                webrtc_port: self.p2p_webrtc,
+                limits: LimitsConfig::default(),
+            },
         }
     }
 }
@@ -120,6 +148,9 @@ async fn main() -> anyhow::Result<()> {
         relay.http_addr,
         data_dir.display()
     );
+    for addr in &relay.network.listen_addrs {
+        println!("medledger-relay: libp2p {addr}");
+    }
     tokio::select! {
         result = &mut relay.node.consensus => {
             result.context("consensus task panicked")??;

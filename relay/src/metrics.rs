@@ -4,6 +4,7 @@
 
 use malachitebft_metrics::prometheus::encoding::text::encode;
 use malachitebft_metrics::prometheus::metrics::counter::Counter;
+use malachitebft_metrics::prometheus::metrics::family::Family;
 use malachitebft_metrics::prometheus::metrics::gauge::Gauge;
 use malachitebft_metrics::prometheus::registry::Registry;
 use std::sync::Arc;
@@ -24,6 +25,14 @@ pub struct RelayMetrics {
     pub blobs_erased: Counter,
     /// Height of the last block the relay's follower processed.
     pub head_height: Gauge,
+    /// libp2p peers connected now.
+    pub p2p_peers: Gauge,
+    /// libp2p requests received, by protocol.
+    pub p2p_requests: Family<[(&'static str, &'static str); 1], Counter>,
+    /// libp2p requests refused for exceeding a peer's limits.
+    pub p2p_refused: Counter,
+    /// Peers banned for faults or floods.
+    pub p2p_bans: Counter,
     registry: Arc<Registry>,
 }
 
@@ -36,7 +45,9 @@ impl Default for RelayMetrics {
 impl RelayMetrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("medledger_relay");
-        let (blob_bytes, head_height) = (Gauge::default(), Gauge::default());
+        let (blob_bytes, head_height, p2p_peers) = (Gauge::default(), Gauge::default(), Gauge::default());
+        let (p2p_requests, p2p_refused, p2p_bans) =
+            (Family::default(), Counter::default(), Counter::default());
         let [blob_puts, blob_gets, blob_denials, blob_refusals, blobs_erased] =
             std::array::from_fn(|_| Counter::default());
         registry.register(
@@ -62,6 +73,18 @@ impl RelayMetrics {
             "Last block height the relay processed",
             head_height.clone(),
         );
+        registry.register("p2p_peers", "libp2p peers connected", p2p_peers.clone());
+        registry.register(
+            "p2p_requests",
+            "libp2p requests received, by protocol",
+            p2p_requests.clone(),
+        );
+        registry.register(
+            "p2p_refused",
+            "libp2p requests refused for exceeding the peer's limits",
+            p2p_refused.clone(),
+        );
+        registry.register("p2p_bans", "Peers banned for faults or floods", p2p_bans.clone());
         RelayMetrics {
             blob_bytes,
             blob_puts,
@@ -70,8 +93,17 @@ impl RelayMetrics {
             blob_refusals,
             blobs_erased,
             head_height,
+            p2p_peers,
+            p2p_requests,
+            p2p_refused,
+            p2p_bans,
             registry: Arc::new(registry),
         }
+    }
+
+    /// Counts one libp2p request of `protocol` (a `crate::protocol::*::PROTOCOL` name).
+    pub fn p2p_request(&self, protocol: &'static str) {
+        self.p2p_requests.get_or_create(&[("protocol", protocol)]).inc();
     }
 
     /// The node's metrics and the relay's, as one OpenMetrics text document.

@@ -1,5 +1,6 @@
-//! Wiring: [`Relay::start`] opens the chain (dev validator or follower), the blob store and
-//! the HTTP listener, and spawns the block follower. Dropping the [`Relay`] stops it all.
+//! Wiring: [`Relay::start`] opens the chain (dev validator or follower), the blob store, the
+//! libp2p listeners and the HTTP listener, and spawns the block follower and the network
+//! loop. Dropping the [`Relay`] stops it all.
 
 use crate::blobs::{BlobError, BlobService, BlobStore};
 use crate::chain::Chain;
@@ -10,6 +11,7 @@ use crate::follow::BlockFollower;
 use crate::http::{self, HttpState};
 use crate::keys::{self, KeyFileError};
 use crate::metrics::RelayMetrics;
+use crate::network::{Listening, NetworkError, NetworkHandle};
 use crate::service::LightClientService;
 use node::config::Home;
 use node::node::{Mode, RunningNode};
@@ -33,6 +35,8 @@ pub enum StartError {
     Key(#[from] KeyFileError),
     #[error("blob store: {0}")]
     Blobs(#[from] BlobError),
+    #[error("libp2p: {0}")]
+    Network(#[from] NetworkError),
     #[error("binding HTTP on {addr}: {source}")]
     Http {
         addr: SocketAddr,
@@ -49,8 +53,11 @@ pub struct Relay {
     pub metrics: RelayMetrics,
     /// Where the HTTP server listens (the bound address, also when port 0 was asked for).
     pub http_addr: SocketAddr,
-    /// The browser multiaddrs served in the discovery document (filled by libp2p listeners).
+    /// The browser multiaddrs served in the discovery document (WebRTC-direct with
+    /// `/certhash` and WebSocket, each with `/p2p`), filled by the libp2p listeners.
     pub multiaddrs: Arc<RwLock<Vec<String>>>,
+    /// The libp2p network: peer id, listen addresses, status.
+    pub network: NetworkHandle,
     /// The embedded node; `node.consensus` ends only if consensus fails.
     pub node: RunningNode,
     tasks: Vec<JoinHandle<()>>,
@@ -92,6 +99,7 @@ impl Relay {
             addr: config.http_listen,
             source,
         })?;
+        let listening = Listening::bind(&config.network, &config.data_dir).await?;
 
         let node = node::node::start(&home, &node_config, &genesis, mode)
             .await
@@ -141,6 +149,10 @@ impl Relay {
             dist: config.dist.clone().map(Arc::new),
             multiaddrs: multiaddrs.clone(),
         };
+        let light = LightClientService::new(chain.clone());
+        let (network, event_loop) =
+            listening.serve(light.clone(), blobs.clone(), metrics.clone(), multiaddrs.clone());
+        tasks.push(tokio::spawn(event_loop.run()));
         let app = http::router(state, node_config.peer_rpcs.clone());
         tasks.push(tokio::spawn(async move {
             if let Err(error) = axum::serve(listener, app).await {
@@ -150,18 +162,20 @@ impl Relay {
         info!(
             chain = %genesis.chain_id,
             http = %http_addr,
+            peer_id = %network.peer_id,
             blobs = %blobs.store().location(),
             storage_node = %blobs.relay_address(),
             dashboard = %config.dist.as_ref().map_or("placeholder".into(), |d| d.display().to_string()),
             "relay started"
         );
         Ok(Relay {
-            light: LightClientService::new(chain.clone()),
+            light,
             chain,
             blobs,
             metrics,
             http_addr,
             multiaddrs,
+            network,
             node,
             tasks,
         })

@@ -22,6 +22,10 @@ fn help_explains_every_flag() {
         "--key",
         "--max-blob-bytes",
         "--block-time-ms",
+        "--p2p-host",
+        "--p2p-tcp",
+        "--p2p-ws",
+        "--p2p-webrtc",
     ] {
         assert!(help.contains(flag), "--help does not mention {flag}:\n{help}");
     }
@@ -31,8 +35,8 @@ fn help_explains_every_flag() {
 }
 
 /// Runs `medledger-relay --dev` on `data` until the discovery document shows `min_height`;
-/// returns (genesis hash, height), then stops the process.
-async fn run_dev_until(data: &Path, min_height: u64) -> (String, u64) {
+/// returns (genesis hash, height, browser multiaddrs), then stops the process.
+async fn run_dev_until(data: &Path, min_height: u64) -> (String, u64, Vec<String>) {
     let port = free_port();
     let _relay = ChildGuard(
         Command::new(BINARY)
@@ -42,6 +46,12 @@ async fn run_dev_until(data: &Path, min_height: u64) -> (String, u64) {
                 "0",
                 "--http",
                 &format!("127.0.0.1:{port}"),
+                "--p2p-tcp",
+                "0",
+                "--p2p-ws",
+                "0",
+                "--p2p-webrtc",
+                "0",
             ])
             .arg("--data")
             .arg(data)
@@ -56,7 +66,18 @@ async fn run_dev_until(data: &Path, min_height: u64) -> (String, u64) {
         async move {
             let doc: serde_json::Value = reqwest::get(&url).await.ok()?.json().await.ok()?;
             let height = doc["height"].as_u64()?;
-            (height >= min_height).then(|| (doc["genesis_hash"].as_str().unwrap().to_owned(), height))
+            let multiaddrs = doc["multiaddrs"]
+                .as_array()?
+                .iter()
+                .map(|a| a.as_str().unwrap().to_owned())
+                .collect();
+            (height >= min_height).then(|| {
+                (
+                    doc["genesis_hash"].as_str().unwrap().to_owned(),
+                    height,
+                    multiaddrs,
+                )
+            })
         }
     })
     .await
@@ -66,12 +87,38 @@ async fn run_dev_until(data: &Path, min_height: u64) -> (String, u64) {
 async fn dev_creates_its_chain_once_and_continues_it() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("medledger-data");
-    let (genesis, height) = run_dev_until(&data, 3).await;
+    let (genesis, height, multiaddrs) = run_dev_until(&data, 3).await;
     let keys = std::fs::read_to_string(data.join("dev-keys.json")).unwrap();
     assert!(keys.contains("patient-1") && keys.contains("clinic"));
 
-    let (genesis_again, height_again) = run_dev_until(&data, height + 2).await;
+    let (genesis_again, height_again, multiaddrs_again) = run_dev_until(&data, height + 2).await;
     assert_eq!(genesis_again, genesis, "the second run made a new chain");
+    // The ports are random here, but the identity and the WebRTC certificate are kept: the
+    // browser addresses keep their /certhash and /p2p across restarts.
+    let identity = |addrs: &[String]| -> Vec<String> {
+        let mut out: Vec<String> = addrs
+            .iter()
+            .map(|a| {
+                a.split_once("/webrtc-direct")
+                    .or_else(|| a.split_once("/ws"))
+                    .unwrap()
+                    .1
+                    .to_owned()
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    assert_eq!(multiaddrs.len(), 2, "{multiaddrs:?}");
+    assert!(
+        multiaddrs.iter().any(|a| a.contains("/webrtc-direct/certhash/")),
+        "{multiaddrs:?}"
+    );
+    assert!(
+        multiaddrs.iter().any(|a| a.contains("/ws/p2p/")),
+        "{multiaddrs:?}"
+    );
+    assert_eq!(identity(&multiaddrs), identity(&multiaddrs_again));
     assert!(height_again > height);
     assert_eq!(std::fs::read_to_string(data.join("dev-keys.json")).unwrap(), keys);
 }

@@ -146,7 +146,21 @@ async fn serves_verifiable_headers_validator_sets_proofs_and_takes_txs() {
         dev.relay.chain.node().genesis_hash.to_hex()
     );
     assert!(discovery["height"].as_u64().unwrap() >= 4);
-    assert_eq!(discovery["multiaddrs"], serde_json::json!([]));
+    let peer_id = dev.relay.network.peer_id;
+    let multiaddrs: Vec<String> = serde_json::from_value(discovery["multiaddrs"].clone()).unwrap();
+    assert_eq!(multiaddrs.len(), 2, "{multiaddrs:?}");
+    assert!(
+        multiaddrs.iter().any(|a| a.contains("/udp/")
+            && a.contains("/webrtc-direct/certhash/")
+            && a.ends_with(&format!("/p2p/{peer_id}"))),
+        "{multiaddrs:?}"
+    );
+    assert!(
+        multiaddrs
+            .iter()
+            .any(|a| a.ends_with(&format!("/ws/p2p/{peer_id}"))),
+        "{multiaddrs:?}"
+    );
     assert_eq!(
         discovery["storage_node"],
         dev.relay.blobs.relay_address().to_hex()

@@ -6,4 +6,5 @@ mod access;
 mod blob_store;
 mod cli;
 mod light_client;
+mod network;
 mod support;

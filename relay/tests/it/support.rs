@@ -50,6 +50,11 @@ pub const TEST_MAX_BLOB: u64 = 4096;
 
 impl DevRelay {
     pub async fn start() -> DevRelay {
+        Self::start_with(|_| {}).await
+    }
+
+    /// A dev relay whose config `adjust` changes first (e.g. its libp2p limits).
+    pub async fn start_with(adjust: impl FnOnce(&mut RelayConfig)) -> DevRelay {
         let dir = tempfile::tempdir().unwrap();
         let mut config = RelayConfig::dev(dir.path(), "127.0.0.1:0".parse().unwrap());
         config.chain = ChainSource::Dev(DevOptions {
@@ -57,6 +62,7 @@ impl DevRelay {
             propose_timeout_ms: 300,
         });
         config.max_blob_bytes = TEST_MAX_BLOB;
+        adjust(&mut config);
         let relay = Relay::start(config).await.unwrap();
         let keys = DevKeys::load(&dev::keys_path(dir.path())).unwrap();
         DevRelay {
