@@ -76,9 +76,10 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-            EnvFilter::new("info,libp2p=warn,arc_malachitebft=warn")
-        }))
+        .with_env_filter(
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("info,libp2p=warn,arc_malachitebft=warn")),
+        )
         .init();
     match Cli::parse().command {
         Command::Init {

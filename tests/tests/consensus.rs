@@ -318,11 +318,17 @@ async fn a_follower_syncs_verifies_and_serves_state_proofs_and_metrics() {
         let key = ledger::state::keys::account(&address);
         let url = format!("{}/proof/{h}?key={}", net.rpc(4), hex_encode(&key));
         let bytes = reqwest::get(url).await.unwrap().bytes().await.unwrap();
-        let (value, proof): (Option<Vec<u8>>, ledger::state::StateProof) = ledger::codec::decode(&bytes).unwrap();
+        let (value, proof): (Option<Vec<u8>>, ledger::state::StateProof) =
+            ledger::codec::decode(&bytes).unwrap();
         assert_eq!(value.is_some(), present);
         proof.verify(&header.state_root, &key, value.as_deref()).unwrap();
     }
-    let metrics = reqwest::get(format!("{}/metrics", net.rpc(0))).await.unwrap().text().await.unwrap();
+    let metrics = reqwest::get(format!("{}/metrics", net.rpc(0)))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     for name in ["medledger_height", "medledger_txs", "medledger_mempool_size"] {
         assert!(metrics.contains(name), "/metrics lacks {name}");
     }
