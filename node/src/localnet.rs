@@ -5,6 +5,7 @@
 use crate::config::{save_genesis, Home, KeyFile, NodeConfig};
 use anyhow::Context as _;
 use ledger::crypto::SigningKey;
+use ledger::genesis::GenesisAccount;
 use ledger::{Genesis, Validator};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -49,6 +50,19 @@ pub fn create(
     extra_homes: usize,
     base_port: u16,
     chain_id: &str,
+) -> anyhow::Result<LocalnetLayout> {
+    create_with_accounts(dir, validators, extra_homes, base_port, chain_id, Vec::new())
+}
+
+/// [`create`], with `accounts` in the genesis (e.g. pre-funded accounts for a benchmark).
+/// An existing localnet in `dir` is reused as it is: `accounts` then changes nothing.
+pub fn create_with_accounts(
+    dir: &Path,
+    validators: usize,
+    extra_homes: usize,
+    base_port: u16,
+    chain_id: &str,
+    accounts: Vec<GenesisAccount>,
 ) -> anyhow::Result<LocalnetLayout> {
     if dir.join("localnet.json").exists() {
         return LocalnetLayout::load(dir);
@@ -105,8 +119,9 @@ pub fn create(
             })
             .collect(),
         governance: governance.public_key(),
-        accounts: vec![],
+        accounts,
     };
+    genesis.state_diff().context("localnet genesis is invalid")?;
     for i in 0..total {
         save_genesis(&home(dir, i).genesis(), &genesis)?;
     }

@@ -45,7 +45,7 @@
 //! filling the pool. Every tx therefore expires `ttl_blocks` commits after admission.
 
 use ledger::crypto::sha256;
-use ledger::exec::{apply_tx, check_tx_stateless, expected_nonce, MAX_BLOCK_BYTES, MAX_BLOCK_TXS};
+use ledger::exec::{apply_checked_tx, check_tx_stateless, expected_nonce, MAX_BLOCK_BYTES, MAX_BLOCK_TXS};
 use ledger::state::{Overlay, StateDiff, StateRead};
 use ledger::tx::MAX_TX_BYTES;
 use ledger::{BlockContext, Hash, PublicKey, Tx, TxError};
@@ -250,8 +250,9 @@ impl Mempool {
     /// Round-robin over signers: one tx per signer per round, each signer's txs in nonce
     /// order, only consecutive nonces from its expected nonce; the first round starts at the
     /// signer at index `ctx.height mod n` among the `n` signers with a tx ready. Each
-    /// candidate runs through [`apply_tx`] on `state` plus the txs chosen before it; one that
-    /// fails, or does not fit in the bytes left, is left out with its signer's later txs.
+    /// candidate runs through [`apply_checked_tx`] (its signature was checked at admission)
+    /// on `state` plus the txs chosen before it; one that fails, or does not fit in the bytes
+    /// left, is left out with its signer's later txs.
     ///
     /// Returns the tx bytes in block order and the txs' combined writes. The diff is not the
     /// block's: [`ledger::apply_block`] also rotates validator sets, so commit its outcome.
@@ -298,7 +299,8 @@ impl Mempool {
                 if bytes + entry.bytes.len() > max_bytes {
                     return false;
                 }
-                match apply_tx(&block, ctx, &entry.tx) {
+                // Admission checked size, chain id and signature: execute only.
+                match apply_checked_tx(&block, ctx, &entry.tx) {
                     Ok(diff) => {
                         block.extend(diff);
                         txs.push(entry.bytes.clone());

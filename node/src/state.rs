@@ -12,7 +12,7 @@ use crate::metrics::NodeMetrics;
 use crate::store::{BlockStore, StoreError};
 use bytes::Bytes;
 use ledger::crypto::{verify_signature, Hash, SigningKey};
-use ledger::exec::{apply_block, BlockError, BlockOutcome, MAX_BLOCK_BYTES, MAX_BLOCK_TXS};
+use ledger::exec::{apply_block, BlockError, BlockOutcome, MAX_BLOCK_BYTES};
 use ledger::header::{Block, Commit, CommitSignature, Header};
 use ledger::BlockContext;
 use malachitebft_app_channel::app::types::core::{
@@ -31,6 +31,12 @@ use tracing::{debug, info, warn};
 pub const MAX_PROPOSAL_DRIFT_MS: u64 = 5_000;
 /// Most blocks one sync response carries.
 pub const MAX_SYNC_BATCH: u64 = 32;
+/// Most txs this node puts in a block it proposes (blocks from others may hold up to
+/// [`ledger::exec::MAX_BLOCK_TXS`]). Every validator executes and stores a block within the
+/// round's timeouts; with no cap, a backlog makes blocks of tens of thousands of txs that
+/// outlast the propose timeout, rounds fail, the backlog and the next block grow, and the
+/// chain stalls. Capped, a backlog costs latency and the full mempool pushes back.
+pub const MAX_PROPOSAL_TXS: usize = 2_000;
 
 /// Why a proposed or synced block was refused. Each means its proposer misbehaved (or we
 /// are out of date), never that our state is damaged: those are [`StoreError`]s.
@@ -194,7 +200,7 @@ impl NodeState {
                 .mempool
                 .lock()
                 .map_err(|_| ProposalError::Malformed("mempool lock poisoned".into()))?;
-            pool.reap(self.store.as_ref(), &ctx, MAX_BLOCK_TXS, MAX_BLOCK_BYTES / 2)
+            pool.reap(self.store.as_ref(), &ctx, MAX_PROPOSAL_TXS, MAX_BLOCK_BYTES / 2)
                 .0
         };
         let outcome = apply_block(self.store.as_ref(), &ctx, &txs)?;

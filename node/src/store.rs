@@ -49,7 +49,13 @@
 //!
 //! The JMT batch for version `h` is computed from a read snapshot taken *after* the write
 //! transaction began; redb admits one writer at a time, so that snapshot is exactly the state
-//! the write transaction builds on (version `h - 1`).
+//! the write transaction builds on (version `h - 1`). When [`BlockStore::state_root_after`]
+//! already computed the batch of the same diff at the same height (it did so on version
+//! `h - 1` too, and committed versions never change), the commit writes that batch instead of
+//! computing the tree a second time.
+//!
+//! redb's page cache is capped ([`DEFAULT_CACHE_BYTES`]); its default of 1 GiB would let a
+//! validator's memory grow with the file.
 //!
 //! If redb reports an error *from commit itself*, its changes are atomic but may or may not
 //! have become durable, and redb refuses further writes: the caller must treat that as fatal,
@@ -69,6 +75,7 @@ use redb::{Database, ReadOnlyTable, ReadableDatabase, ReadableTable, TableDefini
 use sha2::Sha256;
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 /// Table names, also used in [`StoreError::Corrupt`].
 mod names {
@@ -101,6 +108,13 @@ const META_LAST_HEIGHT: &str = "last_height";
 
 /// Layout version of this file; bump it (and migrate) whenever a table's encoding changes.
 const SCHEMA_VERSION: u32 = 1;
+
+/// redb's page cache (its default is 1 GiB, which would dominate a validator's memory).
+pub const DEFAULT_CACHE_BYTES: usize = 128 * 1024 * 1024;
+
+/// How many tree updates [`BlockStore::state_root_after`] keeps for the commit (one per
+/// proposal checked at the next height: a few rounds' worth).
+const MAX_PREPARED_TREES: usize = 8;
 
 type RawTable<K> = ReadOnlyTable<K, &'static [u8]>;
 
@@ -242,6 +256,30 @@ fn pending_bytes(
     }
 }
 
+/// The JMT update of `diff` as `version`: its root and the nodes to write. Equal to
+/// `put_value_set` (the definition, as in `ledger::state::StateTree`), computed with `jmt`'s
+/// batch insertion when it applies (no deletions, not empty), which hashes each touched
+/// internal node once per block instead of once per key below it. A test checks both give the
+/// same root and the same nodes.
+fn tree_update<R: TreeReader>(
+    reader: &R,
+    diff: &StateDiff,
+    version: Version,
+) -> anyhow::Result<(Hash, NodeBatch)> {
+    let tree = JellyfishMerkleTree::<_, Sha256>::new(reader);
+    let set = to_value_set(diff);
+    if !set.is_empty() && set.iter().all(|(_, v)| v.is_some()) {
+        let set = set.into_iter().filter_map(|(k, v)| Some((k, v?))).collect();
+        let (roots, batch) = tree.batch_put_value_sets(vec![set], None, version)?;
+        let root = roots
+            .first()
+            .ok_or_else(|| anyhow::anyhow!("jmt returned no root"))?;
+        return Ok((Hash(root.0), batch.node_batch));
+    }
+    let (root, batch) = tree.put_value_set(set, version)?;
+    Ok((Hash(root.0), batch.node_batch))
+}
+
 /// A write transaction with redb's two-phase commit on (see the module docs).
 fn begin_write(db: &Database) -> Result<WriteTransaction, StoreError> {
     let mut txn = db.begin_write()?;
@@ -274,17 +312,44 @@ fn write_latest(txn: &WriteTransaction, diff: &StateDiff) -> Result<(), StoreErr
     Ok(())
 }
 
+/// The tree update of one diff on top of version `height - 1`, computed by
+/// [`BlockStore::state_root_after`] and reused by [`BlockStore::commit_block`] for the same
+/// height and the same diff, so a block's tree is computed once rather than twice.
+///
+/// Sound because committed versions never change and a commit at `height` requires
+/// `last_height == height - 1`: the same diff on the same base gives the same nodes.
+struct PreparedTree {
+    height: u64,
+    diff: StateDiff,
+    root: Hash,
+    batch: NodeBatch,
+}
+
 /// The validator node's store on one redb file. See the module docs.
-#[derive(Debug)]
 pub struct BlockStore {
     db: Database,
     path: PathBuf,
+    prepared: Mutex<Vec<PreparedTree>>,
+}
+
+impl std::fmt::Debug for BlockStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
 }
 
 impl BlockStore {
-    /// Opens the database at `path`, creating the file and every table if missing.
+    /// Opens the database at `path`, creating the file and every table if missing, with a
+    /// [`DEFAULT_CACHE_BYTES`] page cache.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = Database::create(path)?;
+        Self::open_with_cache(path, DEFAULT_CACHE_BYTES)
+    }
+
+    /// [`BlockStore::open`] with a page cache of `cache_bytes`.
+    pub fn open_with_cache(path: &Path, cache_bytes: usize) -> Result<Self, StoreError> {
+        let db = redb::Builder::new().set_cache_size(cache_bytes).create(path)?;
         let txn = begin_write(&db)?;
         {
             let mut meta = txn.open_table(META)?;
@@ -310,6 +375,7 @@ impl BlockStore {
         Ok(BlockStore {
             db,
             path: path.to_path_buf(),
+            prepared: Mutex::new(Vec::new()),
         })
     }
 
@@ -401,10 +467,32 @@ impl BlockStore {
                 got: height,
             });
         }
+        // `StateTree::root_after`'s root, keeping the nodes for the commit.
         let snapshot = TreeSnapshot::open(&self.db)?;
-        StateTree::new(&snapshot)
-            .root_after(diff, height)
-            .map_err(|e| snapshot.proof_error(e))
+        let (root, batch) = tree_update(&snapshot, diff, height).map_err(|e| snapshot.error(e))?;
+        if let Ok(mut prepared) = self.prepared.lock() {
+            prepared.retain(|p| p.height >= height);
+            if prepared.len() >= MAX_PREPARED_TREES {
+                prepared.remove(0);
+            }
+            prepared.push(PreparedTree {
+                height,
+                diff: diff.clone(),
+                root,
+                batch,
+            });
+        }
+        Ok(root)
+    }
+
+    /// The tree update [`Self::state_root_after`] computed for exactly `diff` at `height`.
+    fn take_prepared(&self, height: u64, diff: &StateDiff) -> Option<(Hash, NodeBatch)> {
+        let mut prepared = self.prepared.lock().ok()?;
+        let i = prepared
+            .iter()
+            .position(|p| p.height == height && p.diff == *diff)?;
+        let p = prepared.swap_remove(i);
+        Some((p.root, p.batch))
     }
 
     /// Commits a finalized block in ONE redb write transaction, durable when this returns:
@@ -452,11 +540,13 @@ impl BlockStore {
                 got: height,
             });
         }
-        let snapshot = TreeSnapshot::open(&self.db)?;
-        let (root, batch) = JellyfishMerkleTree::<_, Sha256>::new(&snapshot)
-            .put_value_set(to_value_set(diff), height)
-            .map_err(|e| snapshot.error(e))?;
-        let root = Hash(root.0);
+        let (root, node_batch) = match self.take_prepared(height, diff) {
+            Some(prepared) => prepared,
+            None => {
+                let snapshot = TreeSnapshot::open(&self.db)?;
+                tree_update(&snapshot, diff, height).map_err(|e| snapshot.error(e))?
+            }
+        };
         if root != header.state_root {
             // Dropping `txn` aborts it.
             return Err(StoreError::StateRootMismatch {
@@ -466,7 +556,7 @@ impl BlockStore {
             });
         }
 
-        write_node_batch(&txn, &batch.node_batch)?;
+        write_node_batch(&txn, &node_batch)?;
         write_latest(&txn, diff)?;
         {
             txn.open_table(BLOCKS)?.insert(height, encode(block).as_slice())?;
@@ -488,6 +578,9 @@ impl BlockStore {
                 .insert(META_LAST_HEIGHT, height.to_be_bytes().as_slice())?;
         }
         txn.commit()?;
+        if let Ok(mut prepared) = self.prepared.lock() {
+            prepared.retain(|p| p.height > height);
+        }
         tracing::debug!(height, root = %root, txs = block.txs.len(), "block committed");
         Ok(root)
     }
@@ -1511,5 +1604,54 @@ mod tests {
         ));
         // Version 0 is untouched.
         assert!(store.state_root(0).is_ok());
+    }
+
+    mod tree_update {
+        use super::super::*;
+        use ledger::state::MemoryTreeStore;
+        use proptest::prelude::*;
+
+        fn diff_strategy() -> impl Strategy<Value = StateDiff> {
+            (
+                proptest::collection::btree_map(
+                    (0u16..600).prop_map(|k| k.to_be_bytes().to_vec()),
+                    proptest::collection::vec(any::<u8>(), 0..40),
+                    0..80,
+                ),
+                proptest::collection::vec(0u16..600, 1..4),
+                0u8..5,
+            )
+                .prop_map(|(writes, deletes, kind)| {
+                    let mut diff: StateDiff = writes.into_iter().map(|(k, v)| (k, Some(v))).collect();
+                    // One diff in five also deletes keys (present or not): the sequential path.
+                    if kind == 0 {
+                        for k in deletes {
+                            diff.insert(k.to_be_bytes().to_vec(), None);
+                        }
+                    }
+                    diff
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+
+            /// The tree update the store uses gives the root and the nodes of `put_value_set`
+            /// (the definition) at every version of a growing tree.
+            #[test]
+            fn equals_sequential_put_value_set(steps in proptest::collection::vec(diff_strategy(), 1..10)) {
+                let store = MemoryTreeStore::default();
+                for (version, diff) in steps.iter().enumerate() {
+                    let version = version as Version;
+                    let (root, batch) = tree_update(&store, diff, version).unwrap();
+                    let (expected_root, expected) = JellyfishMerkleTree::<_, Sha256>::new(&store)
+                        .put_value_set(to_value_set(diff), version)
+                        .unwrap();
+                    prop_assert_eq!(root, Hash(expected_root.0));
+                    prop_assert_eq!(&batch, &expected.node_batch);
+                    store.write_node_batch(&expected.node_batch).unwrap();
+                }
+            }
+        }
     }
 }

@@ -3,12 +3,16 @@
 
 use anyhow::{anyhow, bail, Context};
 use ledger::crypto::Hash;
+use ledger::genesis::GenesisAccount;
 use ledger::header::{Block, Commit, Header};
 use ledger::ValidatorSet;
 use node::localnet::{self, LocalnetLayout};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// Chain id of every network the harness creates.
+pub const CHAIN_ID: &str = "medledger-e2e";
 
 /// The workspace root (this crate lives in `<root>/tests`).
 pub fn workspace_root() -> PathBuf {
@@ -76,12 +80,23 @@ pub struct Status {
 impl Localnet {
     /// `validators` in genesis plus `extra` homes without power.
     pub fn new(name: &str, validators: usize, extra: usize) -> anyhow::Result<Self> {
+        Self::with_accounts(name, validators, extra, Vec::new())
+    }
+
+    /// Like [`Localnet::new`], with `accounts` in the genesis (e.g. pre-funded ones).
+    pub fn with_accounts(
+        name: &str,
+        validators: usize,
+        extra: usize,
+        accounts: Vec<GenesisAccount>,
+    ) -> anyhow::Result<Self> {
         let dir = workspace_root()
             .join("target")
             .join("e2e")
             .join(format!("{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let layout = localnet::create(&dir, validators, extra, free_base_port(), "medledger-e2e")?;
+        let layout =
+            localnet::create_with_accounts(&dir, validators, extra, free_base_port(), CHAIN_ID, accounts)?;
         let procs = (0..layout.homes.len()).map(|_| None).collect();
         Ok(Localnet {
             dir,
@@ -131,6 +146,11 @@ impl Localnet {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// OS process id of node `index`, while it runs.
+    pub fn pid(&self, index: usize) -> Option<u32> {
+        self.procs.get(index)?.as_ref().map(Child::id)
     }
 
     pub fn rpc(&self, index: usize) -> String {

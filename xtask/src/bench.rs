@@ -1,34 +1,92 @@
-//! `cargo xtask bench`: the ledger benchmarks, then the anchor benchmark beside them.
+//! `cargo xtask bench`: the ledger benchmarks, the anchor benchmark beside them, and the
+//! validator-network benchmark (`node_bench`), all on the same machine in one invocation.
 //!
 //! The anchor (`../shared/anchor-bench`, tendermint-rs's verifier on this machine) runs in the
-//! same invocation so both tables describe the same machine under the same load. Its build
+//! same invocation so the tables describe the same machine under the same load. Its build
 //! output goes to `target/anchor-bench`, because `shared/` is read-only in CI.
+//!
+//! The node benchmark needs release binaries (debug networking is ~30x slower): it builds
+//! `medledger-node` and `node_bench` with `--release`, then runs `node_bench` with
+//! `MEDLEDGER_NODE_BIN` pointing at the release node.
+
+use std::path::PathBuf;
 
 use anyhow::Result;
+use clap::ValueEnum;
 
 use crate::cmd;
 
-pub fn run(no_anchor: bool, extra: &[String]) -> Result<()> {
-    print_machine();
+/// One benchmark `cargo xtask bench --only` can pick.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Which {
+    /// The ledger's criterion-style benches (`cargo bench -p medledger-ledger`).
+    Ledger,
+    /// tendermint-rs's light-client verifier, for comparison (../shared/anchor-bench).
+    Anchor,
+    /// Throughput and finality latency of a 4-validator localnet (tests/src/bin/node_bench.rs).
+    Node,
+}
 
-    let mut ledger = cmd::new("cargo bench -p medledger-ledger --bench ledger");
-    if !extra.is_empty() {
-        ledger.arg("--").args(extra);
+/// What to run and with which arguments.
+#[derive(Debug)]
+pub struct Options<'a> {
+    /// Benches to run; empty means all.
+    pub only: &'a [Which],
+    pub no_anchor: bool,
+    /// Arguments for `node_bench`, split on whitespace.
+    pub node_args: &'a str,
+    /// Arguments for the ledger bench binary.
+    pub ledger_args: &'a [String],
+}
+
+pub fn run(options: &Options<'_>) -> Result<()> {
+    print_machine();
+    let wants = |w: Which| options.only.is_empty() || options.only.contains(&w);
+
+    if wants(Which::Ledger) {
+        let mut ledger = cmd::new("cargo bench -p medledger-ledger --bench ledger");
+        if !options.ledger_args.is_empty() {
+            ledger.arg("--").args(options.ledger_args);
+        }
+        cmd::run(&mut ledger)?;
     }
-    cmd::run(&mut ledger)?;
 
     let root = cmd::root();
     let anchor = root.join("../shared/anchor-bench");
-    if no_anchor || !anchor.is_dir() {
-        return Ok(());
+    if wants(Which::Anchor) && !options.no_anchor && anchor.is_dir() {
+        let manifest = anchor.join("Cargo.toml");
+        let mut anchor_cmd = cmd::new("cargo run --release --manifest-path");
+        anchor_cmd
+            .arg(manifest)
+            .args(["--", "--n", "4,32,100", "--secs", "1"]);
+        anchor_cmd.env("CARGO_TARGET_DIR", root.join("target/anchor-bench"));
+        cmd::run(&mut anchor_cmd)?;
     }
-    let manifest = anchor.join("Cargo.toml");
-    let mut anchor_cmd = cmd::new("cargo run --release --manifest-path");
-    anchor_cmd
-        .arg(manifest)
-        .args(["--", "--n", "4,32,100", "--secs", "1"]);
-    anchor_cmd.env("CARGO_TARGET_DIR", root.join("target/anchor-bench"));
-    cmd::run(&mut anchor_cmd)
+
+    if wants(Which::Node) {
+        node(options.node_args)?;
+    }
+    Ok(())
+}
+
+/// Builds the release node and `node_bench`, then runs the bench against that node.
+fn node(args: &str) -> Result<()> {
+    cmd::run(&mut cmd::new(
+        "cargo build --release -p medledger-node --bin medledger-node",
+    ))?;
+    cmd::run(&mut cmd::new(
+        "cargo build --release -p medledger-tests --bin node_bench",
+    ))?;
+    let release = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| cmd::root().join("target"))
+        .join("release");
+    let mut bench = std::process::Command::new(release.join("node_bench"));
+    bench
+        .args(args.split_whitespace())
+        .env("MEDLEDGER_NODE_BIN", release.join("medledger-node"))
+        .current_dir(cmd::root());
+    cmd::run(&mut bench)
 }
 
 /// Core count, CPU model and load average: what a reader needs to compare tables.

@@ -69,15 +69,22 @@ enum Task {
         #[arg(long)]
         fresh: bool,
     },
-    /// Run the ledger benchmarks, then the anchor benchmark on the same machine.
+    /// Run the ledger benchmarks, the anchor benchmark and the validator-network benchmark.
     ///
     /// The anchor is tendermint-rs's light-client verifier (../shared/anchor-bench, skipped if
-    /// absent), so both tables come from one run under the same load.
-    /// Example: `cargo xtask bench -- --quick`.
+    /// absent), so the tables come from one run under the same load. The node benchmark builds
+    /// release binaries and measures tx/s and finality latency of 4 validators on loopback.
+    /// Examples: `cargo xtask bench -- --quick`, `cargo xtask bench --only node --node-args=--quick`.
     Bench {
+        /// Run only these benchmarks (comma-separated); all by default.
+        #[arg(long, value_enum, value_delimiter = ',')]
+        only: Vec<bench::Which>,
         /// Skip the anchor benchmark.
         #[arg(long)]
         no_anchor: bool,
+        /// Arguments for node_bench, e.g. "--quick" or "--rates 1000,2000 --duration 20".
+        #[arg(long, default_value = "", allow_hyphen_values = true)]
+        node_args: String,
         /// Extra arguments for the ledger bench binary, after `--`.
         #[arg(last = true)]
         args: Vec<String>,
@@ -89,7 +96,17 @@ fn main() -> ExitCode {
         Task::Setup { browser } => setup::run(browser),
         Task::Test { skip_setup } => test::run(skip_setup),
         Task::Demo => demo::run(),
-        Task::Bench { no_anchor, args } => bench::run(no_anchor, &args),
+        Task::Bench {
+            only,
+            no_anchor,
+            node_args,
+            args,
+        } => bench::run(&bench::Options {
+            only: &only,
+            no_anchor,
+            node_args: &node_args,
+            ledger_args: &args,
+        }),
         Task::Localnet {
             validators,
             release,

@@ -130,6 +130,14 @@ pub fn apply_tx(state: &dyn StateRead, ctx: &BlockContext, tx: &Tx) -> Result<St
     apply_verified_tx(state, ctx, tx)
 }
 
+/// [`apply_tx`] for a tx that already passed [`check_tx_stateless`] for `ctx.chain_id`, such
+/// as one a mempool admitted: skips the size and signature checks, which are most of the
+/// cost. Only for txs this node checked itself: [`apply_block`] checks every tx of a block.
+pub fn apply_checked_tx(state: &dyn StateRead, ctx: &BlockContext, tx: &Tx) -> Result<StateDiff, TxError> {
+    check_chain(&ctx.chain_id, tx)?;
+    apply_verified_tx(state, ctx, tx)
+}
+
 /// Applies a tx whose chain id, size and signature were already checked.
 fn apply_verified_tx(state: &dyn StateRead, ctx: &BlockContext, tx: &Tx) -> Result<StateDiff, TxError> {
     let mut overlay = Overlay::new(state);
