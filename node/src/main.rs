@@ -136,7 +136,7 @@ async fn main() -> anyhow::Result<()> {
                     result.context("consensus task panicked")??;
                     anyhow::bail!("consensus loop ended");
                 }
-                _ = shutdown_signal() => {
+                _ = node::node::shutdown_signal() => {
                     tracing::info!("shutting down");
                     running.engine.actor.stop(Some("shutdown".into()));
                     server.abort();
@@ -146,18 +146,4 @@ async fn main() -> anyhow::Result<()> {
         Command::ShowAddress { home } => println!("{}", Home(home).load_key()?.public_key()),
     }
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return ctrl_c.await.unwrap_or(()),
-        };
-        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }
