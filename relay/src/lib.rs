@@ -24,7 +24,7 @@ pub mod http;
 pub mod keys;
 pub mod metrics;
 pub mod network;
-pub mod protocol;
+pub use ::protocol;
 mod relay;
 pub mod service;
 

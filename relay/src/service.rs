@@ -8,11 +8,12 @@
 //! which is all a libp2p request-response handler has to call.
 
 use crate::chain::Chain;
-use crate::protocol::headers::{self, HeadersRequest, HeadersResponse};
+use crate::protocol::headers::{self, HeadersRequest, HeadersResponse, TxInclusion};
 use crate::protocol::proofs::{self, ProofRequest, ProofResponse};
 use crate::protocol::txs::{SubmitTx, SubmitTxResponse};
 use crate::protocol::{truncate_reason, ServiceError, SignedHeader};
 use ledger::codec::encode;
+use ledger::crypto::Hash;
 use ledger::header::Height;
 use ledger::state::StateProof;
 use ledger::ValidatorSet;
@@ -27,12 +28,11 @@ pub struct LightClientService {
     chain: Chain,
 }
 
-impl From<FinalizedBlock> for SignedHeader {
-    fn from(block: FinalizedBlock) -> Self {
-        SignedHeader {
-            header: block.header,
-            commit: block.commit,
-        }
+/// The gossiped head announcement of a block the node just finalized.
+pub fn signed_header(block: FinalizedBlock) -> SignedHeader {
+    SignedHeader {
+        header: block.header,
+        commit: block.commit,
     }
 }
 
@@ -85,6 +85,33 @@ impl LightClientService {
         self.read(move |node| {
             let latest = node.latest_height().map_err(store_error)?;
             read_signed_header(node, height)?.ok_or(ServiceError::NotFound { height, latest })
+        })
+        .await
+    }
+
+    /// The committed tx with this hash and its inclusion proof against its block's `tx_root`.
+    pub async fn tx_inclusion(&self, hash: Hash) -> Result<TxInclusion, ServiceError> {
+        self.read(move |node| {
+            let height = node
+                .tx_height(&hash)
+                .map_err(store_error)?
+                .ok_or(ServiceError::UnknownTx { hash })?;
+            let latest = node.latest_height().map_err(store_error)?;
+            let block = node
+                .block(height)
+                .map_err(store_error)?
+                .ok_or(ServiceError::NotFound { height, latest })?;
+            // The index maps hash → height; the position is found by hashing the block's txs.
+            let index = block
+                .txs
+                .iter()
+                .position(|tx| ledger::crypto::sha256(tx) == hash)
+                .ok_or(ServiceError::UnknownTx { hash })?;
+            let proof =
+                ledger::merkle::prove_inclusion(&block.txs, index).map_err(ServiceError::unavailable)?;
+            let mut txs = block.txs;
+            let tx = txs.swap_remove(index);
+            Ok(TxInclusion { height, tx, proof })
         })
         .await
     }
@@ -187,6 +214,10 @@ impl LightClientService {
             HeadersRequest::Range { from, count } => {
                 self.header_range(from, count).await.map(HeadersResponse::Range)
             }
+            HeadersRequest::TxInclusion { hash } => self
+                .tx_inclusion(hash)
+                .await
+                .map(|found| HeadersResponse::TxInclusion(Box::new(found))),
         };
         result.unwrap_or_else(HeadersResponse::Failed)
     }

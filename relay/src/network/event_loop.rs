@@ -330,7 +330,7 @@ impl EventLoop {
                 return;
             }
         };
-        let bytes = SignedHeader::from(block).to_bytes();
+        let bytes = crate::service::signed_header(block).to_bytes();
         if bytes.len() > heads::MESSAGE_SIZE_LIMIT {
             warn!(
                 len = bytes.len(),

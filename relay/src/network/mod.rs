@@ -14,7 +14,7 @@
 //! Framing: [`codec`]. Identity and certificate persistence: [`identity`]. Limits: [`limits`].
 //! The loop and the protocol-to-service routes: `event_loop.rs`.
 
-pub mod codec;
+pub use ::protocol::codec;
 mod event_loop;
 pub mod identity;
 pub mod limits;
@@ -24,7 +24,7 @@ use event_loop::Services;
 
 use crate::blobs::BlobService;
 use crate::metrics::RelayMetrics;
-use crate::protocol::{heads, Message, SignedHeader};
+use crate::protocol::{heads, Message};
 use crate::service::LightClientService;
 use codec::{is_protocol_violation, Blobs, Codec, Headers, Inbound, Proofs, Protocol, Txs};
 use futures::future::BoxFuture;

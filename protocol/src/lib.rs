@@ -1,13 +1,14 @@
-//! The relay's wire protocols (DESIGN §5): versioned names, borsh messages, and a named size
-//! and time limit for every message, in the style of lumina's `header_ex`
+//! Medledger's light-client wire protocols (DESIGN §5), shared by the relay that answers them
+//! and the light client that asks: versioned names, borsh messages, and a named size and time
+//! limit for every message, in the style of lumina's `header_ex`
 //! (`REQUEST_SIZE_LIMIT`, `RESPONSE_SIZE_LIMIT`, `RESPONSE_TIME_LIMIT`).
 //!
 //! Each module is one protocol: [`headers`] (headers, commits, validator sets, ranges),
 //! [`proofs`] (state value + proof), [`txs`] (tx submission), [`blobs`] (blob put/get) and
 //! [`heads`] (the gossipsub topic of new finalized heads). The messages are defined here,
-//! independent of any transport; [`crate::service::LightClientService`] and
-//! [`crate::blobs::BlobService`] answer them, and the libp2p request-response codecs only
-//! have to frame bytes; [`Message::from_bytes`] enforces each message's limit.
+//! independent of any transport; the relay's `LightClientService` and `BlobService` answer
+//! them, and [`codec`] (libp2p request-response, length-prefixed frames) only has to frame
+//! bytes; [`Message::from_bytes`] enforces each message's limit. Builds for wasm32.
 //!
 //! # Security considerations
 //! Every decoder is bounded before it parses ([`ledger::codec::decode_limited`]), refuses
@@ -16,6 +17,7 @@
 //! data but not make a client accept false data.
 
 pub mod blobs;
+pub mod codec;
 pub mod headers;
 pub mod heads;
 pub mod proofs;
@@ -42,6 +44,9 @@ pub enum ServiceError {
     /// The relay has no block at this height (not yet committed, or before the first block).
     #[error("no block at height {height} (latest is {latest})")]
     NotFound { height: u64, latest: u64 },
+    /// No committed tx has this hash (it may still be in a mempool, or was never sent).
+    #[error("no committed tx {hash}")]
+    UnknownTx { hash: ledger::crypto::Hash },
     /// A range request asked for more headers than one response may carry.
     #[error("range of {count} headers exceeds the limit of {max}")]
     RangeTooLarge { count: u32, max: u32 },
@@ -63,11 +68,13 @@ impl ServiceError {
             ServiceError::RangeTooLarge { .. }
             | ServiceError::KeyTooLarge { .. }
             | ServiceError::Malformed { .. } => true,
-            ServiceError::NotFound { .. } | ServiceError::Unavailable { .. } => false,
+            ServiceError::NotFound { .. }
+            | ServiceError::UnknownTx { .. }
+            | ServiceError::Unavailable { .. } => false,
         }
     }
 
-    pub(crate) fn unavailable(error: impl std::fmt::Display) -> Self {
+    pub fn unavailable(error: impl std::fmt::Display) -> Self {
         ServiceError::Unavailable {
             reason: truncate_reason(error.to_string()),
         }

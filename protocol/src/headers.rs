@@ -3,7 +3,9 @@
 
 use super::{Message, ServiceError, SignedHeader};
 use borsh::{BorshDeserialize, BorshSerialize};
+use ledger::crypto::Hash;
 use ledger::header::Height;
+use ledger::merkle::InclusionProof;
 use ledger::ValidatorSet;
 use std::time::Duration;
 
@@ -28,6 +30,18 @@ pub enum HeadersRequest {
     /// Up to `count` consecutive signed headers from `from`; the answer may stop early at the
     /// chain head or at [`RESPONSE_SIZE_LIMIT`], never skips one.
     Range { from: Height, count: u32 },
+    /// Where the tx with this hash was committed, with its bytes and inclusion proof against
+    /// that block's `tx_root` (how a client learns that its tx landed).
+    TxInclusion { hash: Hash },
+}
+
+/// A committed tx and the proof that it is leaf `proof.leaf_index` of block `height`'s tx tree.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct TxInclusion {
+    pub height: Height,
+    /// The tx's canonical bytes (the Merkle leaf).
+    pub tx: Vec<u8>,
+    pub proof: InclusionProof,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
@@ -38,6 +52,7 @@ pub enum HeadersResponse {
         validators: ValidatorSet,
     },
     Range(Vec<SignedHeader>),
+    TxInclusion(Box<TxInclusion>),
     Failed(ServiceError),
 }
 

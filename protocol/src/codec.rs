@@ -8,11 +8,11 @@
 //! count it against the peer. An oversized frame is refused as an `InvalidData` I/O error
 //! without reading its body: the stream is reset and the peer gets a strike.
 
-use crate::protocol::blobs::{self, BlobRefusal, BlobRequest, BlobResponse, RefusalKind};
-use crate::protocol::headers::{self, HeadersRequest, HeadersResponse};
-use crate::protocol::proofs::{self, ProofRequest, ProofResponse};
-use crate::protocol::txs::{self, SubmitTx, SubmitTxResponse};
-use crate::protocol::{truncate_reason, Message, ServiceError};
+use crate::blobs::{self, BlobRefusal, BlobRequest, BlobResponse, RefusalKind};
+use crate::headers::{self, HeadersRequest, HeadersResponse};
+use crate::proofs::{self, ProofRequest, ProofResponse};
+use crate::txs::{self, SubmitTx, SubmitTxResponse};
+use crate::{truncate_reason, Message, ServiceError};
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::request_response;
 use libp2p::StreamProtocol;

@@ -1,5 +1,5 @@
 //! `/medledger/blobs/1`: store an encrypted blob under its CID, and read one with a request
-//! signed by the reader (DESIGN §4). [`crate::blobs::BlobService`] answers both; the HTTP
+//! signed by the reader (DESIGN §4). the relay's `BlobService` answers both; the HTTP
 //! routes `PUT /blobs/{cid}` and `POST /blobs/get` are the same calls.
 
 use super::Message;
