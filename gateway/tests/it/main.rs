@@ -1,0 +1,6 @@
+//! Integration tests: the gateway against a real `medledger-relay --dev` process, and the
+//! `medledger-gateway` binary's CLI. One binary, shared helpers (STYLE §5).
+
+mod cli;
+mod relay_restart;
+mod support;
