@@ -5,20 +5,96 @@
 
 use crate::support::{free_port, relay_binary, wait_until, DevRelay};
 use gateway::batch::window_start;
-use gateway::chain::RelayClient;
-use gateway::envelope::open_batch_verified;
+use gateway::chain::{ChainError, RelayClient};
+use gateway::envelope::{open_batch_verified, Envelope};
 use gateway::fhir;
 use gateway::patient::{Stats, WorkerConfig};
 use gateway::run::{wall_now, Gateway, RunConfig};
 use gateway::sim::{DeviceKind, PatientSim};
+use ledger::crypto::AccountKeys;
 use ledger::state::keys::{self, ListKind};
 use ledger::state::records::{Alert, DataCommitment};
-use ledger::tx::AccessRequest;
-use ledger::types::Purpose;
+use ledger::tx::{AccessRequest, Action, CareRole, Grantee, Tx};
+use ledger::types::{LoincCode, Purpose, RecordId};
+use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Duration;
 
 const HOUR: u64 = 3_600_000;
 const WINDOW: u64 = HOUR / 2;
+
+/// Every demo account's keys from the relay's `dev-keys.json`, by name.
+fn dev_accounts(path: &Path) -> BTreeMap<String, AccountKeys> {
+    let file: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    file["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let seed: [u8; 32] = hex::decode(a["master_seed"].as_str().unwrap())
+                .unwrap()
+                .try_into()
+                .unwrap();
+            (
+                a["name"].as_str().unwrap().to_owned(),
+                AccountKeys::from_master_seed(seed),
+            )
+        })
+        .collect()
+}
+
+/// `reader` asks the relay for a commitment's blob with a signed request.
+async fn read_blob(
+    client: &RelayClient,
+    reader: &AccountKeys,
+    id: RecordId,
+    commitment: &DataCommitment,
+    purpose: Purpose,
+) -> Result<Vec<u8>, ChainError> {
+    let request = AccessRequest {
+        chain_id: client.chain_id().to_owned(),
+        reader: reader.address(),
+        commitment: id,
+        cid: commitment.cid,
+        purpose,
+        time: wall_now(),
+        nonce: rand::random(),
+    }
+    .sign(&reader.signing);
+    client.get_blob(&request).await
+}
+
+/// patient-1 consents: the clinician sees everything (primary provider), the caregiver only
+/// CGM glucose (temporary caregiver, one code).
+async fn grant_consents(client: &RelayClient, dev: &BTreeMap<String, AccountKeys>) {
+    let patient = &dev["patient-1"];
+    let snap = client.snapshot().await.unwrap();
+    let nonce = client.nonce(&snap, &patient.address()).await.unwrap();
+    let now = wall_now();
+    let glucose = LoincCode::new("99504-3").unwrap();
+    let grants = [
+        CareRole::PrimaryProvider.terms(Grantee::Account(dev["clinician"].address()), now, vec![]),
+        CareRole::TemporaryCaregiver.terms(Grantee::Account(dev["caregiver"].address()), now, vec![glucose]),
+    ];
+    let mut last = None;
+    for (i, terms) in grants.into_iter().enumerate() {
+        let tx = Tx::new(
+            patient,
+            client.chain_id(),
+            nonce + i as u64,
+            Action::GrantConsent(terms),
+        );
+        last = Some(client.submit(&tx).await.unwrap());
+    }
+    let last = last.unwrap();
+    for _ in 0..200 {
+        if client.tx_height(&last).await.unwrap().is_some() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("consents not committed");
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readings_survive_a_relay_restart() {
@@ -31,6 +107,8 @@ async fn readings_survive_a_relay_restart() {
     let data = dir.path().join("relay");
     let port = free_port();
     let mut relay = DevRelay::start(&binary, &data, port).await;
+    let dev = dev_accounts(&data.join("dev-keys.json"));
+    grant_consents(&RelayClient::connect(&relay.url()).await.unwrap(), &dev).await;
 
     // Four simulated hours, 30-minute windows, at 1200x: about 12 s of sealing.
     let backfill = 4 * HOUR;
@@ -165,5 +243,59 @@ async fn readings_survive_a_relay_restart() {
             .unwrap();
         assert!(alerted.time_range.start <= state.extra_hypo.unwrap() + HOUR);
     }
+
+    // patient-1's consents: each grantee got the data key of exactly the batches its
+    // consent covers, and the relay serves it only those.
+    let patient = &patients[0];
+    let me = patient.keys.address();
+    let mut by_device: BTreeMap<ledger::PublicKey, (RecordId, DataCommitment)> = BTreeMap::new();
+    for id in client
+        .list(&snap, ListKind::PatientCommitments, &me.0)
+        .await
+        .unwrap()
+    {
+        let c: DataCommitment = client.read(&snap, &keys::commitment(&id)).await.unwrap().unwrap();
+        by_device.entry(c.device.unwrap()).or_insert((id, c));
+    }
+    let device = |kind| gateway::keys::device_key(&patient.master_seed, kind).public_key();
+    let (cgm_id, cgm) = &by_device[&device(DeviceKind::Cgm)];
+    let (bp_id, bp) = &by_device[&device(DeviceKind::BpCuff)];
+    let (clinician, caregiver) = (&dev["clinician"], &dev["caregiver"]);
+
+    let blob = read_blob(&client, clinician, *bp_id, bp, Purpose::Treatment)
+        .await
+        .unwrap();
+    let opened = open_batch_verified(clinician, &blob, bp).unwrap();
+    assert_eq!(
+        fhir::values(&opened.observations[0]).len(),
+        2,
+        "systolic and diastolic"
+    );
+    let blob = read_blob(&client, caregiver, *cgm_id, cgm, Purpose::Caregiving)
+        .await
+        .unwrap();
+    open_batch_verified(caregiver, &blob, cgm).unwrap();
+
+    let refused = read_blob(&client, caregiver, *bp_id, bp, Purpose::Caregiving).await;
+    assert!(
+        matches!(refused, Err(ChainError::Status { status: 403, .. })),
+        "{refused:?}"
+    );
+    let bp_blob = read_blob(&client, &patient.keys, *bp_id, bp, Purpose::Treatment)
+        .await
+        .unwrap();
+    let readers: Vec<_> = Envelope::from_bytes(&bp_blob)
+        .unwrap()
+        .recipients
+        .iter()
+        .map(|w| w.recipient)
+        .collect();
+    assert!(
+        readers.contains(&clinician.encryption_key()) && readers.contains(&patient.keys.encryption_key())
+    );
+    assert!(
+        !readers.contains(&caregiver.encryption_key()),
+        "the caregiver's consent does not cover blood pressure"
+    );
     drop(relay);
 }
