@@ -12,6 +12,7 @@ mod client;
 mod error;
 pub mod net;
 pub mod queries;
+mod relay_source;
 pub mod source;
 pub mod store;
 pub mod time;

@@ -148,6 +148,7 @@ impl Relay {
             metrics: metrics.clone(),
             dist: config.dist.clone().map(Arc::new),
             multiaddrs: multiaddrs.clone(),
+            genesis: Arc::new(genesis.clone()),
         };
         let light = LightClientService::new(chain.clone());
         let (network, event_loop) =

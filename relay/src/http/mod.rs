@@ -48,6 +48,8 @@ pub struct HttpState {
     /// The relay's libp2p listen addresses for browsers. Empty until the libp2p listeners
     /// exist; they will write their addresses (with the WebRTC certhash) here.
     pub multiaddrs: Arc<RwLock<Vec<String>>>,
+    /// The chain's genesis, served for light clients that trust from genesis.
+    pub genesis: Arc<ledger::Genesis>,
 }
 
 /// `/.well-known/medledger.json`: what a dashboard needs to find and check this relay.
@@ -74,6 +76,7 @@ pub fn router(state: HttpState, peer_rpcs: Vec<String>) -> Router {
     let dist = state.dist.clone();
     Router::new()
         .route("/.well-known/medledger.json", get(discovery))
+        .route("/genesis", get(genesis))
         .route("/metrics", get(metrics))
         // One byte over the limit still reaches the service, which names the limit.
         .route(
@@ -90,6 +93,16 @@ pub fn router(state: HttpState, peer_rpcs: Vec<String>) -> Router {
             let dist = dist.clone();
             async move { static_files::serve(dist.as_deref().map(|p| p.as_path()), &method, &uri).await }
         })
+}
+
+/// `/genesis`: the genesis in its canonical (borsh) encoding; its SHA-256 is the discovery
+/// document's `genesis_hash`, which a light client checks before trusting it.
+async fn genesis(State(state): State<HttpState>) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
+        ledger::codec::encode(state.genesis.as_ref()),
+    )
+        .into_response()
 }
 
 async fn discovery(State(state): State<HttpState>) -> Response {
