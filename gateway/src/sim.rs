@@ -5,7 +5,7 @@
 //! `(seed, device, window)` whenever and in whatever order it is asked. That is what lets the
 //! gateway resume after a crash from nothing but the end of its last sealed batch, and lets
 //! tests ask about any hour without simulating the ones before it. Randomness is a hash of
-//! `(seed, stream, index)` ([`unit`]), smooth drift is value noise over coarse knots
+//! `(seed, stream, index)` ([`unit()`]), smooth drift is value noise over coarse knots
 //! ([`smooth`]).
 //!
 //! The model, per patient (parameters drawn from the seed, see [`Profile`]):
@@ -102,7 +102,7 @@ pub enum Measurement {
     HeartRate(f64),
     /// percent.
     SpO2(f64),
-    /// mm[Hg].
+    /// `mm[Hg]`.
     BloodPressure { systolic: f64, diastolic: f64 },
     /// degrees Celsius (`Cel`).
     BodyTemperature(f64),
@@ -334,7 +334,7 @@ impl PatientSim {
             .round()
     }
 
-    /// Systolic and diastolic blood pressure, mm[Hg].
+    /// Systolic and diastolic blood pressure, `mm[Hg]`.
     pub fn blood_pressure_at(&self, t: TimeMs) -> (f64, f64) {
         let p = &self.profile;
         // Nocturnal dipping: about 10% lower at night, peak mid-morning.
