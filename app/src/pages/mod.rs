@@ -1,0 +1,7 @@
+//! The views: patient, clinician, keys.
+
+pub mod clinician;
+pub mod common;
+pub mod keys;
+pub mod patient;
+pub mod readings;
