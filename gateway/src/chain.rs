@@ -60,6 +60,14 @@ impl ChainError {
     }
 }
 
+/// What the mempool said to a submitted tx.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Submitted {
+    pub hash: Hash,
+    /// The pool already held exactly this tx (a resubmission while it waits).
+    pub already_pooled: bool,
+}
+
 /// A verified point to read state at: a header the relay serves for its latest height.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Snapshot {
@@ -256,7 +264,7 @@ impl RelayClient {
     }
 
     /// Submits a tx to the mempool; a tx the pool already holds counts as submitted.
-    pub async fn submit(&self, tx: &Tx) -> Result<Hash, ChainError> {
+    pub async fn submit(&self, tx: &Tx) -> Result<Submitted, ChainError> {
         let url = self.url("/node/tx");
         let response = self.send(self.http.post(&url).body(tx.to_bytes()), &url).await?;
         let status = response.status();
@@ -266,9 +274,13 @@ impl RelayClient {
         })?;
         if status.is_success() {
             let hash: HashBody = Self::json(&body, "tx hash")?;
-            return Hash::from_hex(&hash.hash).map_err(|e| ChainError::Malformed {
+            let hash = Hash::from_hex(&hash.hash).map_err(|e| ChainError::Malformed {
                 what: "tx hash",
                 reason: e.to_string(),
+            })?;
+            return Ok(Submitted {
+                hash,
+                already_pooled: false,
             });
         }
         if status.as_u16() == 400 {
@@ -277,7 +289,10 @@ impl RelayClient {
                 .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
             // Resubmitting after a lost answer: the pool already has exactly this tx.
             if reason.contains("already in the pool") {
-                return Ok(tx.hash());
+                return Ok(Submitted {
+                    hash: tx.hash(),
+                    already_pooled: true,
+                });
             }
             return Err(ChainError::Rejected(reason));
         }

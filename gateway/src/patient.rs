@@ -20,8 +20,10 @@
 //! (re)submitting a batch the worker reads, with a proof, whether its CID is already committed
 //! (`cid/` index), so a batch is never committed twice, and nonces always come from the chain.
 //! A tx that was admitted but never included (the relay restarted and lost its mempool, or the
-//! tx failed at execution) is resent after [`WorkerConfig::resubmit_after`]; a batch refused
-//! [`WorkerConfig::max_attempts`] times is set aside in the spool's `failed/` folder.
+//! tx failed at execution) is resent after [`WorkerConfig::resubmit_after`]. A batch counts an
+//! attempt when the mempool refuses its tx or had lost it (a resend the pool still holds is a
+//! slow chain, not a refusal); after [`WorkerConfig::max_attempts`] it is set aside in the
+//! spool's `failed/` folder, readings intact.
 
 use crate::alerts::{to_milli, AlertTracker, Rule};
 use crate::batch::{self, BatchError};
@@ -144,8 +146,10 @@ struct DeviceState {
     kind: DeviceKind,
     key: SigningKey,
     inflight: Vec<Inflight>,
-    /// Refusals (not included in time, or rejected) per window.
+    /// Refusals (rejected, or lost by the pool and sent again) per window.
     attempts: BTreeMap<TimeMs, u32>,
+    /// Windows whose tx was sent at least once, to tell a resend from a first send.
+    sent_before: std::collections::BTreeSet<TimeMs>,
 }
 
 /// A grantee whose consent may cover a batch.
@@ -205,6 +209,7 @@ impl PatientWorker {
                 key: device_key(&identity.master_seed, kind),
                 inflight: Vec::new(),
                 attempts: BTreeMap::new(),
+                sent_before: Default::default(),
             })
             .collect();
         Ok(PatientWorker {
@@ -314,7 +319,7 @@ impl PatientWorker {
             let mut last = None;
             for (i, action) in actions.into_iter().enumerate() {
                 let tx = Tx::new(&self.identity.keys, client.chain_id(), nonce + i as u64, action);
-                last = Some(client.submit(&tx).await?);
+                last = Some(client.submit(&tx).await?.hash);
             }
             if let Some(hash) = last {
                 let waited = Duration::from_secs(60);
@@ -549,7 +554,6 @@ impl PatientWorker {
                 Ok(None) if sent.at.elapsed() < self.config.resubmit_after => still.push(sent),
                 Ok(None) => {
                     debug!(patient = %self.identity.name, tx = %sent.hash, "tx not included in time; resending");
-                    self.bump_attempts(i, sent.batch.window_start);
                 }
                 Err(e) => {
                     still.push(sent);
@@ -568,6 +572,15 @@ impl PatientWorker {
         let me = self.address();
         let device_pk = self.devices[i].key.public_key();
         let batches = spool.pending(&me, &device_pk, self.config.round_size)?;
+        // Forget the bookkeeping of batches that left the spool (rounds take the oldest first,
+        // so every batch sent before and still spooled is in this list).
+        let device = &mut self.devices[i];
+        device
+            .sent_before
+            .retain(|w| batches.iter().any(|b| b.window_start == *w));
+        device
+            .attempts
+            .retain(|w, _| batches.iter().any(|b| b.window_start == *w));
         if batches.is_empty() {
             return Ok(());
         }
@@ -633,10 +646,15 @@ impl PatientWorker {
                 }
                 .sign(&self.devices[i].key);
                 match client.submit(&tx).await {
-                    Ok(hash) => {
+                    Ok(submitted) => {
                         nonce += 1;
+                        let window = batch.window_start;
+                        if !submitted.already_pooled && !self.devices[i].sent_before.insert(window) {
+                            // Sent before and no longer in the pool: lost or dropped.
+                            self.bump_attempts(i, window);
+                        }
                         self.devices[i].inflight.push(Inflight {
-                            hash,
+                            hash: submitted.hash,
                             batch: batch.clone(),
                             sent,
                             at: Instant::now(),

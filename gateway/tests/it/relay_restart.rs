@@ -84,7 +84,7 @@ async fn grant_consents(client: &RelayClient, dev: &BTreeMap<String, AccountKeys
             nonce + i as u64,
             Action::GrantConsent(terms),
         );
-        last = Some(client.submit(&tx).await.unwrap());
+        last = Some(client.submit(&tx).await.unwrap().hash);
     }
     let last = last.unwrap();
     for _ in 0..200 {
