@@ -34,19 +34,23 @@ enum Task {
     Setup {
         /// Also install the browser toolchain: trunk 0.21.14, wasm-bindgen-cli 0.2.108,
         /// wasm-pack, Debian chromium + chromium-driver (apt-get, needs root) and npm
-        /// playwright-core. Off by default: nothing uses them yet; the dashboard will.
+        /// playwright-core. `cargo xtask test` installs them too (its browser test needs them).
         #[arg(long)]
         browser: bool,
     },
     /// Set up, then run every check CI runs.
     ///
     /// Steps: cargo fmt --check, clippy with warnings as errors, all native tests (property
-    /// tests included), and a wasm32 build of the ledger. Every step runs even if one fails;
-    /// the last line is `N passed, M failed`.
+    /// tests included), a wasm32 build of the ledger, and the light client's browser test in
+    /// headless Chromium against a relay process it starts (setup installs the browser tools
+    /// for it). Every step runs even if one fails; the last line is `N passed, M failed`.
     Test {
         /// Do not run `setup` first.
         #[arg(long)]
         skip_setup: bool,
+        /// Run only the steps whose summary name contains this text, e.g. `--only browser`.
+        #[arg(long, value_name = "TEXT")]
+        only: Option<String>,
     },
     /// Set up, then run the system locally.
     ///
@@ -94,7 +98,7 @@ enum Task {
 fn main() -> ExitCode {
     let result = match Cli::parse().task {
         Task::Setup { browser } => setup::run(browser),
-        Task::Test { skip_setup } => test::run(skip_setup),
+        Task::Test { skip_setup, only } => test::run(skip_setup, only.as_deref()),
         Task::Demo => demo::run(),
         Task::Bench {
             only,

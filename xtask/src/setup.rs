@@ -37,7 +37,7 @@ const BASE: &[Tool] = &[
     },
 ];
 
-/// For the dashboard and its browser tests (`setup --browser`); nothing uses these yet.
+/// For the dashboard and the browser tests (`setup --browser`, and `cargo xtask test`).
 const BROWSER: &[Tool] = &[
     Tool {
         name: "trunk 0.21.14",

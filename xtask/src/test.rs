@@ -3,9 +3,13 @@
 //! All steps run even when one fails, so one run shows everything that is broken. The last
 //! line is `N passed, M failed`; CI reads it.
 
-use std::time::Instant;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
 
 use crate::{cmd, setup};
 
@@ -25,19 +29,23 @@ const STEPS: &[(&str, &str)] = &[
     ),
 ];
 
-pub fn run(skip_setup: bool) -> Result<()> {
+/// The step that needs a running relay (see [`browser_light_client`]).
+const BROWSER_STEP: &str = "light client browser test (headless Chromium, relay process)";
+
+/// Runs every step, or with `only` those whose name contains it.
+pub fn run(skip_setup: bool, only: Option<&str>) -> Result<()> {
     if !skip_setup {
-        setup::run(false)?;
+        // With the browser tools: the light client's browser test needs chromium,
+        // chromedriver and wasm-bindgen-test-runner.
+        setup::run(true)?;
     }
+    let selected = |name: &str| only.is_none_or(|text| name.contains(text));
     let mut summary = Vec::new();
-    for (name, line) in STEPS {
-        let start = Instant::now();
-        let result = cmd::run(&mut cmd::new(line));
-        let secs = start.elapsed().as_secs_f32();
-        if let Err(e) = &result {
-            eprintln!("error: {e:#}");
-        }
-        summary.push((name, result.is_ok(), secs));
+    for (name, line) in STEPS.iter().filter(|(name, _)| selected(name)) {
+        summary.push(step(name, || cmd::run(&mut cmd::new(line))));
+    }
+    if selected(BROWSER_STEP) {
+        summary.push(step(BROWSER_STEP, browser_light_client));
     }
 
     println!("\nsummary:");
@@ -52,4 +60,168 @@ pub fn run(skip_setup: bool) -> Result<()> {
         std::process::exit(1);
     }
     Ok(())
+}
+
+/// Runs one step, printing its error; returns its name, whether it passed, and its seconds.
+fn step(name: &str, run: impl FnOnce() -> Result<()>) -> (&str, bool, f32) {
+    let start = Instant::now();
+    let result = run();
+    let secs = start.elapsed().as_secs_f32();
+    if let Err(e) = &result {
+        eprintln!("error: {e:#}");
+    }
+    (name, result.is_ok(), secs)
+}
+
+/// Starts `medledger-relay --dev` (fresh data, any free ports), reads its browser addresses
+/// from the discovery document, and runs light-client/tests/browser.rs in headless Chromium
+/// against them (the addresses are compiled into the test). The relay is stopped afterwards,
+/// also when the test fails.
+fn browser_light_client() -> Result<()> {
+    cmd::run(&mut cmd::new("cargo build -p medledger-relay"))?;
+    let relay = RelayProcess::start()?;
+    let discovery = relay.discovery()?;
+    let chromedriver = cmd::stdout(&mut cmd::new("which chromedriver"))
+        .map(|path| path.trim().to_owned())
+        .filter(|path| !path.is_empty())
+        .context("chromedriver is not on PATH (cargo xtask setup --browser installs it)")?;
+    let mut test =
+        cmd::new("cargo test -p medledger-light-client --target wasm32-unknown-unknown --test browser");
+    test.env("MEDLEDGER_RELAY_WEBRTC", discovery.addr("/webrtc-direct/")?)
+        .env("MEDLEDGER_RELAY_WS", discovery.addr("/ws/")?)
+        .env("MEDLEDGER_RELAY_ACCOUNT", &discovery.storage_node)
+        .env("CHROMEDRIVER", chromedriver)
+        .env(
+            "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",
+            "wasm-bindgen-test-runner",
+        )
+        .env("WASM_BINDGEN_TEST_TIMEOUT", "120");
+    let result = cmd::run(&mut test);
+    if result.is_err() {
+        eprintln!("relay log: {}", relay.log.display());
+    }
+    result
+}
+
+/// How long the relay may take to serve its discovery document with its libp2p addresses.
+const RELAY_START: Duration = Duration::from_secs(60);
+
+/// A `medledger-relay --dev` child process, stopped and its data removed when dropped.
+struct RelayProcess {
+    child: Child,
+    http: u16,
+    data: PathBuf,
+    log: PathBuf,
+}
+
+/// What the browser test needs from `/.well-known/medledger.json`.
+struct Discovery {
+    multiaddrs: Vec<String>,
+    storage_node: String,
+}
+
+impl Discovery {
+    fn addr(&self, kind: &str) -> Result<&str> {
+        self.multiaddrs
+            .iter()
+            .find(|a| a.contains(kind))
+            .map(String::as_str)
+            .with_context(|| {
+                format!(
+                    "no {kind} address in the discovery document: {:?}",
+                    self.multiaddrs
+                )
+            })
+    }
+}
+
+impl RelayProcess {
+    fn start() -> Result<RelayProcess> {
+        let dir = cmd::root().join("target/xtask-browser-relay");
+        let data = dir.join("data");
+        // A fresh chain each run: the test only needs a live one.
+        let _ = std::fs::remove_dir_all(&data);
+        std::fs::create_dir_all(&dir)?;
+        let log = dir.join("relay.log");
+        let http = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let target =
+            std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| cmd::root().join("target"), PathBuf::from);
+        let mut relay = Command::new(target.join("debug/medledger-relay"));
+        relay
+            .arg("--dev")
+            .arg("--data")
+            .arg(&data)
+            .args(["--http", &format!("127.0.0.1:{http}")])
+            .args([
+                "--p2p-host",
+                "127.0.0.1",
+                "--p2p-tcp",
+                "0",
+                "--p2p-ws",
+                "0",
+                "--p2p-webrtc",
+                "0",
+            ])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?);
+        println!("$ {relay:?} 2> {}", log.display());
+        let child = relay.spawn().context("starting medledger-relay")?;
+        Ok(RelayProcess {
+            child,
+            http,
+            data,
+            log,
+        })
+    }
+
+    /// Polls the discovery document until it lists the WebRTC and WebSocket addresses.
+    fn discovery(&self) -> Result<Discovery> {
+        let start = Instant::now();
+        loop {
+            if let Some(discovery) = self.try_discovery() {
+                if discovery.multiaddrs.len() >= 2 {
+                    return Ok(discovery);
+                }
+            }
+            if start.elapsed() > RELAY_START {
+                bail!(
+                    "the relay served no discovery document within {RELAY_START:?}; see {}",
+                    self.log.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// One plain HTTP/1.1 GET (the relay's axum server sends a Content-Length body).
+    fn try_discovery(&self) -> Option<Discovery> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.http)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        let request =
+            "GET /.well-known/medledger.json HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+        stream.write_all(request.as_bytes()).ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        let (head, body) = response.split_once("\r\n\r\n")?;
+        if !head.starts_with("HTTP/1.1 200") {
+            return None;
+        }
+        let doc: serde_json::Value = serde_json::from_str(body).ok()?;
+        Some(Discovery {
+            multiaddrs: doc["multiaddrs"]
+                .as_array()?
+                .iter()
+                .filter_map(|a| a.as_str().map(str::to_owned))
+                .collect(),
+            storage_node: doc["storage_node"].as_str()?.to_owned(),
+        })
+    }
+}
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.data);
+    }
 }
