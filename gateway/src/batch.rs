@@ -9,9 +9,11 @@ use crate::envelope::{
 use crate::fhir::{self, FhirError};
 use crate::sim::{DeviceKind, PatientSim};
 use fhir_model::r4b::resources::Observation;
-use ledger::crypto::{Address, PublicKey};
+use ledger::access::scope_covers;
+use ledger::crypto::{Address, EncryptionKey, Hash, PublicKey};
+use ledger::state::records::{Consent, DataCommitment};
 use ledger::tx::DataCommitmentBody;
-use ledger::types::{LoincCode, TimeMs, TimeRange, ValueError};
+use ledger::types::{Cid, DataCategory, LoincCode, TimeMs, TimeRange, ValueError};
 
 /// A window's readings from one device, as FHIR, before encryption.
 #[derive(Clone, Debug, PartialEq)]
@@ -99,6 +101,48 @@ impl PlainBatch {
     }
 }
 
+/// A grantee whose consent may cover a batch, with the X25519 key to wrap for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reader {
+    pub consent: Consent,
+    pub key: EncryptionKey,
+}
+
+/// Who gets the batch's data key (DESIGN §4): the patient, and every reader whose consent is
+/// in force at `now` and whose scope covers the batch as a whole. Coverage is the ledger's own
+/// rule (`ledger::access::scope_covers`, the one the relay applies to reads), so a grantee gets
+/// a key exactly when the relay would serve them the blob.
+pub fn recipients(
+    plain: &PlainBatch,
+    patient: EncryptionKey,
+    readers: &[Reader],
+    now: TimeMs,
+) -> Vec<EncryptionKey> {
+    let as_commitment = DataCommitment {
+        patient: plain.header.patient,
+        category: DataCategory::DeviceReadings,
+        device: plain.header.device,
+        author: None,
+        // Not known before sealing, and not part of any scope.
+        cid: Cid { digest: Hash::ZERO },
+        readings_root: Hash::ZERO,
+        loinc_codes: plain.loinc_codes.clone(),
+        time_range: plain.header.time_range,
+        size: 0,
+        reading_count: 0,
+        committed_at: 0,
+        erased_at: None,
+    };
+    let mut out = vec![patient];
+    out.extend(
+        readers
+            .iter()
+            .filter(|r| r.consent.is_active_at(now) && scope_covers(&r.consent.terms.scope, &as_commitment))
+            .map(|r| r.key),
+    );
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,6 +194,121 @@ mod tests {
             assert_eq!(
                 open_batch(&patient, &sealed.blob).unwrap().observations,
                 batch.observations
+            );
+        }
+    }
+
+    #[test]
+    fn grantees_get_the_key_of_exactly_the_batches_their_consent_covers() {
+        use ledger::tx::{CareRole, ConsentScope, Grantee};
+        let patient = AccountKeys::from_master_seed([4; 32]);
+        let device = PublicKey([7; 32]);
+        let sim = PatientSim::new(4);
+        let cgm = build(&sim, patient.address(), DeviceKind::Cgm, device, T0, T0 + HOUR)
+            .unwrap()
+            .unwrap();
+        let now = T0 + 2 * HOUR;
+        let code = |c: &str| LoincCode::new(c).unwrap();
+        let consent = |scope: ConsentScope, from: TimeMs, until: Option<TimeMs>, revoked: Option<TimeMs>| {
+            let mut terms =
+                CareRole::PrimaryProvider.terms(Grantee::Account(PublicKey([9; 32])), from, vec![]);
+            terms.scope = scope;
+            terms.valid_until = until;
+            Consent {
+                patient: patient.address(),
+                terms,
+                granted_at: from,
+                revoked_at: revoked,
+            }
+        };
+        let everything = ConsentScope::default();
+        let scoped =
+            |codes: Vec<LoincCode>, devices: Vec<PublicKey>, data_range: Option<TimeRange>| ConsentScope {
+                categories: vec![DataCategory::DeviceReadings],
+                loinc_codes: codes,
+                devices,
+                data_range,
+            };
+        // (consent, gets the key)
+        let cases = [
+            (consent(everything.clone(), T0, None, None), true),
+            (consent(everything.clone(), now + 1, None, None), false),
+            (consent(everything.clone(), T0, Some(now), None), false),
+            (consent(everything.clone(), T0, None, Some(now - 1)), false),
+            (
+                consent(scoped(vec![code("99504-3")], vec![], None), T0, None, None),
+                true,
+            ),
+            (
+                consent(scoped(vec![code("8867-4")], vec![], None), T0, None, None),
+                false,
+            ),
+            (consent(scoped(vec![], vec![device], None), T0, None, None), true),
+            (
+                consent(scoped(vec![], vec![PublicKey([8; 32])], None), T0, None, None),
+                false,
+            ),
+            (
+                consent(
+                    scoped(
+                        vec![],
+                        vec![],
+                        Some(TimeRange {
+                            start: T0,
+                            end: T0 + HOUR,
+                        }),
+                    ),
+                    T0,
+                    None,
+                    None,
+                ),
+                true,
+            ),
+            (
+                consent(
+                    scoped(
+                        vec![],
+                        vec![],
+                        Some(TimeRange {
+                            start: T0 + 600_000,
+                            end: T0 + HOUR,
+                        }),
+                    ),
+                    T0,
+                    None,
+                    None,
+                ),
+                false,
+            ),
+            (
+                consent(
+                    ConsentScope {
+                        categories: vec![DataCategory::ClinicianNotes],
+                        ..ConsentScope::default()
+                    },
+                    T0,
+                    None,
+                    None,
+                ),
+                false,
+            ),
+        ];
+        for (i, (consent, expected)) in cases.into_iter().enumerate() {
+            let reader = Reader {
+                consent,
+                key: EncryptionKey([i as u8 + 1; 32]),
+            };
+            let got = recipients(&cgm, patient.encryption_key(), std::slice::from_ref(&reader), now);
+            assert_eq!(
+                got[0],
+                patient.encryption_key(),
+                "the patient always reads their data"
+            );
+            assert_eq!(
+                got.contains(&reader.key),
+                expected,
+                "case {i}: {:?}",
+                reader.consent.terms.scope
             );
         }
     }

@@ -26,23 +26,26 @@
 //! spool's `failed/` folder, readings intact.
 
 use crate::alerts::{to_milli, AlertTracker, Rule};
-use crate::batch::{self, BatchError};
+use crate::batch::{self, BatchError, Reader};
 use crate::chain::{ChainError, RelayClient, Snapshot};
 use crate::envelope::{seal_lines, EnvelopeError};
 use crate::keys::{device_key, PatientIdentity};
 use crate::sim::{DeviceKind, PatientSim};
 use crate::spool::{PatientState, Spool, SpoolError, SpooledBatch, SpooledFiring, SPOOL_FORMAT};
-use ledger::access::scope_covers;
-use ledger::crypto::{EncryptionKey, Hash, PublicKey, SigningKey};
+use ledger::crypto::{PublicKey, SigningKey};
 use ledger::state::keys::{self, ListKind};
-use ledger::state::records::{Account, AlertRule, Consent, DataCommitment, Device};
-use ledger::tx::{record_id, Action, AlertCondition, Grantee, Tx, TxBody};
-use ledger::types::{loinc, DataCategory, LoincCode, Role, TimeMs};
+use ledger::state::records::{Account, AlertRule, Consent, Device};
+use ledger::tx::{Action, AlertCondition, Grantee, Tx};
+use ledger::types::{loinc, LoincCode, Role, TimeMs};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
+
+mod send;
+
+use send::Inflight;
 
 /// Tunables of a worker.
 #[derive(Clone, Debug)]
@@ -126,21 +129,6 @@ impl WorkerError {
     }
 }
 
-/// What an in-flight tx does once included.
-#[derive(Clone, Debug)]
-enum Sent {
-    Commit { commitment: Hash },
-    Alert { last: bool },
-}
-
-#[derive(Clone, Debug)]
-struct Inflight {
-    hash: Hash,
-    batch: SpooledBatch,
-    sent: Sent,
-    at: Instant,
-}
-
 #[derive(Debug)]
 struct DeviceState {
     kind: DeviceKind,
@@ -150,13 +138,6 @@ struct DeviceState {
     attempts: BTreeMap<TimeMs, u32>,
     /// Windows whose tx was sent at least once, to tell a resend from a first send.
     sent_before: std::collections::BTreeSet<TimeMs>,
-}
-
-/// A grantee whose consent may cover a batch.
-#[derive(Clone, Debug)]
-struct Reader {
-    consent: Consent,
-    key: EncryptionKey,
 }
 
 /// One patient's gateway.
@@ -408,35 +389,6 @@ impl PatientWorker {
         Ok(())
     }
 
-    /// Who may read a batch: the patient, and every grantee whose consent is in force at
-    /// `now` and whose scope covers the batch as a whole (`ledger::access::scope_covers`).
-    fn recipients(&self, plain: &batch::PlainBatch, now: TimeMs) -> Vec<EncryptionKey> {
-        let as_commitment = DataCommitment {
-            patient: plain.header.patient,
-            category: DataCategory::DeviceReadings,
-            device: plain.header.device,
-            author: None,
-            cid: ledger::types::Cid::of(&[]),
-            readings_root: Hash::ZERO,
-            loinc_codes: plain.loinc_codes.clone(),
-            time_range: plain.header.time_range,
-            size: 0,
-            reading_count: 0,
-            committed_at: 0,
-            erased_at: None,
-        };
-        let mut out = vec![self.identity.keys.encryption_key()];
-        out.extend(
-            self.readers
-                .iter()
-                .filter(|r| {
-                    r.consent.is_active_at(now) && scope_covers(&r.consent.terms.scope, &as_commitment)
-                })
-                .map(|r| r.key),
-        );
-        out
-    }
-
     /// Step 2 (module docs): seals every window that ended by `sim_now` into the spool.
     /// Returns the number of batches sealed.
     pub fn seal_due<R: rand_core::CryptoRng + rand_core::RngCore>(
@@ -460,7 +412,12 @@ impl PatientWorker {
                     continue;
                 };
                 let firings = self.tracker.evaluate(&self.rules, &plain.observations);
-                let recipients = self.recipients(&plain, wall_now);
+                let recipients = batch::recipients(
+                    &plain,
+                    self.identity.keys.encryption_key(),
+                    &self.readers,
+                    wall_now,
+                );
                 let sealed_batch = seal_lines(plain.header.clone(), &plain.lines, &recipients, rng)?;
                 let spooled = SpooledBatch {
                     format: SPOOL_FORMAT,
@@ -492,184 +449,5 @@ impl PatientWorker {
             spool.save_state(&me, &self.state)?;
         }
         Ok(sealed)
-    }
-
-    /// Step 3 (module docs): moves spooled batches of every device towards the chain.
-    pub async fn flush(&mut self, client: &RelayClient, spool: &Spool) -> Result<(), WorkerError> {
-        for i in 0..self.devices.len() {
-            self.flush_device(i, client, spool).await?;
-        }
-        Ok(())
-    }
-
-    fn bump_attempts(&mut self, i: usize, window: TimeMs) {
-        *self.devices[i].attempts.entry(window).or_insert(0) += 1;
-    }
-
-    fn on_committed(
-        &self,
-        mut batch: SpooledBatch,
-        commitment: Hash,
-        spool: &Spool,
-    ) -> Result<(), WorkerError> {
-        Stats::add(&self.stats.batches_committed, 1);
-        if batch.firings.is_empty() {
-            spool.remove(&batch)?;
-        } else {
-            batch.commitment = Some(commitment);
-            spool.update(&batch)?;
-        }
-        Ok(())
-    }
-
-    async fn flush_device(
-        &mut self,
-        i: usize,
-        client: &RelayClient,
-        spool: &Spool,
-    ) -> Result<(), WorkerError> {
-        // Resolve what is in flight first: nonces are only read when nothing is pending.
-        let inflight = std::mem::take(&mut self.devices[i].inflight);
-        let mut still = Vec::new();
-        let mut failure = None;
-        for sent in inflight {
-            if failure.is_some() {
-                still.push(sent);
-                continue;
-            }
-            match client.tx_height(&sent.hash).await {
-                Ok(Some(height)) => match sent.sent {
-                    Sent::Commit { commitment } => {
-                        debug!(patient = %self.identity.name, device = self.devices[i].kind.name(), height, "batch committed");
-                        self.on_committed(sent.batch, commitment, spool)?;
-                    }
-                    Sent::Alert { last } => {
-                        Stats::add(&self.stats.alerts_raised, 1);
-                        info!(patient = %self.identity.name, height, "alert raised on chain");
-                        if last {
-                            spool.remove(&sent.batch)?;
-                        }
-                    }
-                },
-                Ok(None) if sent.at.elapsed() < self.config.resubmit_after => still.push(sent),
-                Ok(None) => {
-                    debug!(patient = %self.identity.name, tx = %sent.hash, "tx not included in time; resending");
-                }
-                Err(e) => {
-                    still.push(sent);
-                    failure = Some(e);
-                }
-            }
-        }
-        self.devices[i].inflight = still;
-        if let Some(e) = failure {
-            return Err(e.into());
-        }
-        if !self.devices[i].inflight.is_empty() {
-            return Ok(());
-        }
-
-        let me = self.address();
-        let device_pk = self.devices[i].key.public_key();
-        let batches = spool.pending(&me, &device_pk, self.config.round_size)?;
-        // Forget the bookkeeping of batches that left the spool (rounds take the oldest first,
-        // so every batch sent before and still spooled is in this list).
-        let device = &mut self.devices[i];
-        device
-            .sent_before
-            .retain(|w| batches.iter().any(|b| b.window_start == *w));
-        device
-            .attempts
-            .retain(|w, _| batches.iter().any(|b| b.window_start == *w));
-        if batches.is_empty() {
-            return Ok(());
-        }
-        let snap = client.snapshot().await?;
-        let mut nonce = client.nonce(&snap, &device_pk).await?;
-        for mut batch in batches {
-            let attempts = self.devices[i]
-                .attempts
-                .get(&batch.window_start)
-                .copied()
-                .unwrap_or(0);
-            if attempts >= self.config.max_attempts {
-                let path = spool.set_aside(&batch)?;
-                Stats::add(&self.stats.batches_failed, 1);
-                warn!(patient = %self.identity.name, path = %path.display(), attempts, "batch set aside after repeated refusals");
-                continue;
-            }
-            let actions: Vec<(Action, Sent)> = match batch.commitment {
-                None => {
-                    // Committed already (an answer lost to a restart)? The CID index knows.
-                    if let Some(commitment) = client.commitment_of_cid(&snap, &batch.body.cid).await? {
-                        if batch.firings.is_empty() {
-                            Stats::add(&self.stats.batches_committed, 1);
-                            spool.remove(&batch)?;
-                        } else {
-                            batch.commitment = Some(commitment);
-                            spool.update(&batch)?;
-                        }
-                        continue;
-                    }
-                    client.put_blob(&batch.body.cid, batch.blob.clone()).await?;
-                    let commitment = record_id(b"commitment", &device_pk, nonce);
-                    vec![(
-                        Action::CommitData(batch.body.clone()),
-                        Sent::Commit { commitment },
-                    )]
-                }
-                Some(commitment) => {
-                    let n = batch.firings.len();
-                    batch
-                        .firings
-                        .iter()
-                        .enumerate()
-                        .map(|(k, f)| {
-                            (
-                                Action::RaiseAlert {
-                                    patient: me,
-                                    rule: f.rule,
-                                    commitment,
-                                },
-                                Sent::Alert { last: k + 1 == n },
-                            )
-                        })
-                        .collect()
-                }
-            };
-            for (action, sent) in actions {
-                let tx = TxBody {
-                    chain_id: client.chain_id().to_owned(),
-                    signer: device_pk,
-                    nonce,
-                    action,
-                }
-                .sign(&self.devices[i].key);
-                match client.submit(&tx).await {
-                    Ok(submitted) => {
-                        nonce += 1;
-                        let window = batch.window_start;
-                        if !submitted.already_pooled && !self.devices[i].sent_before.insert(window) {
-                            // Sent before and no longer in the pool: lost or dropped.
-                            self.bump_attempts(i, window);
-                        }
-                        self.devices[i].inflight.push(Inflight {
-                            hash: submitted.hash,
-                            batch: batch.clone(),
-                            sent,
-                            at: Instant::now(),
-                        });
-                    }
-                    Err(ChainError::Rejected(reason)) => {
-                        // The nonce sequence is broken from here: stop the round, retry later.
-                        warn!(patient = %self.identity.name, device = self.devices[i].kind.name(), %reason, "tx refused");
-                        self.bump_attempts(i, batch.window_start);
-                        return Ok(());
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-        }
-        Ok(())
     }
 }
