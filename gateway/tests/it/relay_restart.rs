@@ -110,14 +110,15 @@ async fn readings_survive_a_relay_restart() {
     let dev = dev_accounts(&data.join("dev-keys.json"));
     grant_consents(&RelayClient::connect(&relay.url()).await.unwrap(), &dev).await;
 
-    // Four simulated hours, 30-minute windows, at 1200x: about 12 s of sealing.
+    // Four simulated hours, 30-minute windows, at 600x: about 24 s of sealing, so the relay
+    // goes down while there is still data to come.
     let backfill = 4 * HOUR;
     let start = window_start(wall_now() - backfill, WINDOW);
     let end = start + 4 * HOUR;
     let config = RunConfig {
         relay: relay.url(),
         patients: 4,
-        speed: 1200.0,
+        speed: 600.0,
         spool: dir.path().join("spool"),
         keys: Some(data.join("dev-keys.json")),
         backfill_ms: backfill,
@@ -138,18 +139,24 @@ async fn readings_survive_a_relay_restart() {
 
     let stats = gw.stats.clone();
     wait_until("the first commitments", Duration::from_secs(90), || {
-        Stats::get(&stats.batches_committed) >= 4
+        Stats::get(&stats.batches_committed) >= 1
     })
     .await;
 
     relay.stop();
-    let sealed_at_stop = Stats::get(&stats.batches_sealed);
+    let (sealed_at_stop, sim_at_stop) = (Stats::get(&stats.batches_sealed), gw.clock.now());
     tokio::time::sleep(Duration::from_secs(4)).await;
-    assert!(
-        Stats::get(&stats.batches_sealed) > sealed_at_stop,
-        "sealing goes on while the relay is down"
-    );
-    assert!(gw.spool.pending_count() > 0, "unsent batches wait in the spool");
+    // 4 s at 600x is 40 simulated minutes: at least one more window, unless a very slow start
+    // let the simulation reach its end before the relay went down.
+    if sim_at_stop + 2 * WINDOW <= end {
+        assert!(
+            Stats::get(&stats.batches_sealed) > sealed_at_stop,
+            "sealing goes on while the relay is down"
+        );
+        assert!(gw.spool.pending_count() > 0, "unsent batches wait in the spool");
+    } else {
+        println!("note: the simulation ended before the relay stopped; restart still tested");
+    }
 
     let relay = DevRelay::start(&binary, &data, port).await;
     wait_until(
