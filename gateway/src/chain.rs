@@ -20,10 +20,15 @@ use ledger::state::{StateProof, StateProofError};
 use ledger::tx::{SignedAccessRequest, Tx};
 use ledger::types::{Cid, RecordId};
 use serde::Deserialize;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Semaphore;
 
 /// Longest wait for one HTTP request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+/// Most requests in flight to the relay at once, over all patients: hundreds of patient tasks
+/// must queue here rather than open hundreds of connections and time out in the relay's queue.
+pub const MAX_IN_FLIGHT: usize = 16;
 /// Largest response read for headers and proofs.
 const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 
@@ -103,6 +108,8 @@ pub struct RelayClient {
     base: String,
     chain_id: String,
     http: reqwest::Client,
+    /// Bounds requests in flight ([`MAX_IN_FLIGHT`]); shared by clones.
+    permits: Arc<Semaphore>,
 }
 
 impl RelayClient {
@@ -119,6 +126,7 @@ impl RelayClient {
             base: base.trim_end_matches('/').to_owned(),
             chain_id: String::new(),
             http,
+            permits: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
         };
         client.chain_id = client.status().await?.0;
         Ok(client)
@@ -136,23 +144,27 @@ impl RelayClient {
         format!("{}{path}", self.base)
     }
 
-    async fn send(
+    /// Sends a request and reads its whole answer, holding one of the [`MAX_IN_FLIGHT`] permits.
+    async fn exchange(
         &self,
         request: reqwest::RequestBuilder,
         url: &str,
-    ) -> Result<reqwest::Response, ChainError> {
-        request.send().await.map_err(|source| ChainError::Unreachable {
+    ) -> Result<(reqwest::StatusCode, Vec<u8>), ChainError> {
+        let unreachable = |source| ChainError::Unreachable {
             url: url.to_owned(),
             source,
-        })
+        };
+        // The semaphore is never closed; if it were, going on unbounded beats failing.
+        let _permit = self.permits.acquire().await.ok();
+        let response = request.send().await.map_err(unreachable)?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(unreachable)?;
+        Ok((status, body.to_vec()))
     }
 
-    async fn bytes_of(response: reqwest::Response, url: &str) -> Result<Vec<u8>, ChainError> {
-        let status = response.status();
-        let body = response.bytes().await.map_err(|source| ChainError::Unreachable {
-            url: url.to_owned(),
-            source,
-        })?;
+    /// The body of a successful answer.
+    async fn body_of(&self, request: reqwest::RequestBuilder, url: &str) -> Result<Vec<u8>, ChainError> {
+        let (status, body) = self.exchange(request, url).await?;
         if !status.is_success() {
             return Err(ChainError::Status {
                 url: url.to_owned(),
@@ -160,7 +172,7 @@ impl RelayClient {
                 body: String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned(),
             });
         }
-        Ok(body.to_vec())
+        Ok(body)
     }
 
     fn json<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<T, ChainError> {
@@ -180,14 +192,14 @@ impl RelayClient {
     /// `(chain id, latest height)`.
     pub async fn status(&self) -> Result<(String, u64), ChainError> {
         let url = self.url("/node/status");
-        let body = Self::bytes_of(self.send(self.http.get(&url), &url).await?, &url).await?;
+        let body = self.body_of(self.http.get(&url), &url).await?;
         let status: StatusBody = Self::json(&body, "status")?;
         Ok((status.chain_id, status.height))
     }
 
     pub async fn header(&self, height: u64) -> Result<Header, ChainError> {
         let url = self.url(&format!("/node/header/{height}"));
-        let body = Self::bytes_of(self.send(self.http.get(&url), &url).await?, &url).await?;
+        let body = self.body_of(self.http.get(&url), &url).await?;
         let header: Header = Self::borsh(&body, "header")?;
         if header.chain_id != self.chain_id {
             return Err(ChainError::WrongChain {
@@ -218,7 +230,7 @@ impl RelayClient {
     /// The raw value under `key` at `at`, proven against its state root (`None`: proven absent).
     pub async fn read_raw(&self, at: &Snapshot, key: &[u8]) -> Result<Option<Vec<u8>>, ChainError> {
         let url = self.url(&format!("/node/proof/{}?key={}", at.height, hex::encode(key)));
-        let body = Self::bytes_of(self.send(self.http.get(&url), &url).await?, &url).await?;
+        let body = self.body_of(self.http.get(&url), &url).await?;
         let (value, proof): (Option<Vec<u8>>, StateProof) = Self::borsh(&body, "state proof")?;
         proof.verify(&at.state_root, key, value.as_deref())?;
         Ok(value)
@@ -266,12 +278,9 @@ impl RelayClient {
     /// Submits a tx to the mempool; a tx the pool already holds counts as submitted.
     pub async fn submit(&self, tx: &Tx) -> Result<Submitted, ChainError> {
         let url = self.url("/node/tx");
-        let response = self.send(self.http.post(&url).body(tx.to_bytes()), &url).await?;
-        let status = response.status();
-        let body = response.bytes().await.map_err(|source| ChainError::Unreachable {
-            url: url.clone(),
-            source,
-        })?;
+        let (status, body) = self
+            .exchange(self.http.post(&url).body(tx.to_bytes()), &url)
+            .await?;
         if status.is_success() {
             let hash: HashBody = Self::json(&body, "tx hash")?;
             let hash = Hash::from_hex(&hash.hash).map_err(|e| ChainError::Malformed {
@@ -306,18 +315,24 @@ impl RelayClient {
     /// The height a tx was committed at, `None` while it is not.
     pub async fn tx_height(&self, hash: &Hash) -> Result<Option<u64>, ChainError> {
         let url = self.url(&format!("/node/tx/{}", hash.to_hex()));
-        let response = self.send(self.http.get(&url), &url).await?;
-        if response.status().as_u16() == 404 {
+        let (status, body) = self.exchange(self.http.get(&url), &url).await?;
+        if status.as_u16() == 404 {
             return Ok(None);
         }
-        let body = Self::bytes_of(response, &url).await?;
+        if !status.is_success() {
+            return Err(ChainError::Status {
+                url,
+                status: status.as_u16(),
+                body: String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned(),
+            });
+        }
         Ok(Some(Self::json::<HeightBody>(&body, "tx status")?.height))
     }
 
     /// Stores a blob on the relay (`PUT /blobs/{cid}`). Idempotent.
     pub async fn put_blob(&self, cid: &Cid, blob: Vec<u8>) -> Result<(), ChainError> {
         let url = self.url(&format!("/blobs/{}", cid.to_text()));
-        Self::bytes_of(self.send(self.http.put(&url).body(blob), &url).await?, &url).await?;
+        self.body_of(self.http.put(&url).body(blob), &url).await?;
         Ok(())
     }
 
@@ -325,6 +340,6 @@ impl RelayClient {
     pub async fn get_blob(&self, request: &SignedAccessRequest) -> Result<Vec<u8>, ChainError> {
         let url = self.url("/blobs/get");
         let body = ledger::codec::encode(request);
-        Self::bytes_of(self.send(self.http.post(&url).body(body), &url).await?, &url).await
+        self.body_of(self.http.post(&url).body(body), &url).await
     }
 }

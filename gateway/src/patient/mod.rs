@@ -62,6 +62,9 @@ pub struct WorkerConfig {
     pub refresh_every: Duration,
     /// Set a batch aside after this many refusals.
     pub max_attempts: u32,
+    /// Most windows sealed in one step, so that while catching up at high speed sealing and
+    /// sending take turns instead of the spool filling before anything is sent.
+    pub max_windows_per_step: usize,
 }
 
 impl Default for WorkerConfig {
@@ -73,6 +76,7 @@ impl Default for WorkerConfig {
             resubmit_after: Duration::from_secs(15),
             refresh_every: Duration::from_secs(10),
             max_attempts: 8,
+            max_windows_per_step: 4,
         }
     }
 }
@@ -152,6 +156,9 @@ pub struct PatientWorker {
     readers: Vec<Reader>,
     refreshed_at: Option<Instant>,
     ready: bool,
+    /// The cursor when this process started: batches of earlier windows were sealed (and
+    /// perhaps committed) by an earlier run, so their fate is asked of the chain.
+    resumed_at: TimeMs,
     config: WorkerConfig,
     stats: Arc<Stats>,
 }
@@ -179,6 +186,7 @@ impl PatientWorker {
                 state
             }
         };
+        let resumed_at = state.next_window;
         let mut sim = PatientSim::new(identity.sim_seed());
         if let Some(at) = state.extra_hypo {
             sim = sim.with_hypo_at(at);
@@ -203,6 +211,7 @@ impl PatientWorker {
             readers: Vec::new(),
             refreshed_at: None,
             ready: false,
+            resumed_at,
             config,
             stats,
         })
@@ -400,7 +409,11 @@ impl PatientWorker {
     ) -> Result<usize, WorkerError> {
         let mut sealed = 0;
         let me = self.address();
-        while self.state.next_window + self.config.window_ms <= sim_now {
+        let mut windows = 0;
+        while self.state.next_window + self.config.window_ms <= sim_now
+            && windows < self.config.max_windows_per_step
+        {
+            windows += 1;
             let (from, to) = (
                 self.state.next_window,
                 self.state.next_window + self.config.window_ms,

@@ -133,8 +133,16 @@ impl PatientWorker {
             }
             let actions: Vec<(Action, Sent)> = match batch.commitment {
                 None => {
-                    // Committed already (an answer lost to a restart)? The CID index knows.
-                    if let Some(commitment) = client.commitment_of_cid(&snap, &batch.body.cid).await? {
+                    // Committed already (an answer lost to a restart or a timeout)? The CID index
+                    // knows. Only asked for batches whose earlier send this process cannot vouch
+                    // for: sealed by an earlier run, or sent before.
+                    let unsure = batch.window_start < self.resumed_at
+                        || self.devices[i].sent_before.contains(&batch.window_start);
+                    let committed = match unsure {
+                        true => client.commitment_of_cid(&snap, &batch.body.cid).await?,
+                        false => None,
+                    };
+                    if let Some(commitment) = committed {
                         if batch.firings.is_empty() {
                             Stats::add(&self.stats.batches_committed, 1);
                             spool.remove(&batch)?;
