@@ -30,6 +30,8 @@ use std::io;
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Generous: a debug relay on a busy 2-core machine.
@@ -658,4 +660,54 @@ async fn oversized_undecodable_missing_and_unsupported_answers_are_typed_errors(
     assert!(matches!(error, NetError::Unsupported { .. }), "{error:?}");
     // None of that costs the connection.
     assert!(conn.is_connected());
+}
+
+/// A fake relay that accepts every connection and closes it at once (what a relay that has
+/// banned a peer may look like); returns its address and a count of connections.
+async fn slamming_relay() -> (Multiaddr, Arc<AtomicUsize>) {
+    let mut swarm = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)
+        .unwrap()
+        .with_behaviour(|_| libp2p::swarm::dummy::Behaviour)
+        .unwrap()
+        .build();
+    swarm.listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap()).unwrap();
+    let peer = *swarm.local_peer_id();
+    let addr = loop {
+        if let SwarmEvent::NewListenAddr { address, .. } = swarm.select_next_some().await {
+            break address.with(libp2p::multiaddr::Protocol::P2p(peer));
+        }
+    };
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counter = connections.clone();
+    tokio::spawn(async move {
+        loop {
+            if let SwarmEvent::ConnectionEstablished { connection_id, .. } = swarm.select_next_some().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                swarm.close_connection(connection_id);
+            }
+        }
+    });
+    (addr, connections)
+}
+
+#[tokio::test]
+async fn a_relay_that_drops_every_connection_is_redialed_with_backoff_not_in_a_loop() {
+    init_tracing();
+    let (addr, connections) = slamming_relay().await;
+    let config = NetConfig {
+        min_backoff: Duration::from_millis(250),
+        max_backoff: Duration::from_secs(10),
+        ..NetConfig::default()
+    };
+    let conn = RelayConnection::connect_with(vec![addr], config).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Backoff 250 ms, 500 ms, 1 s, 2 s: the first connection and at most 4 redials in 3 s.
+    let seen = connections.load(Ordering::SeqCst);
+    assert!((2..=5).contains(&seen), "{seen} connections in 3 s");
+    assert_eq!(
+        conn.headers(HeadersRequest::Latest).await,
+        Err(NetError::Disconnected)
+    );
 }

@@ -74,6 +74,10 @@ pub(super) struct EventLoop {
     /// Dial timeout while `Dialing`, backoff while in `Backoff`.
     timer: Fuse<Sleep>,
     backoff: Duration,
+    /// The current connection has carried an answer or a head. Only then is the backoff
+    /// reset: a relay that accepts and at once drops us (say it has banned us) must not be
+    /// redialed in a tight loop.
+    proven: bool,
     /// This round's failures, reported if the first round fails.
     failures: Vec<DialAttempt>,
     /// `connect` waiting for the first round.
@@ -104,6 +108,7 @@ impl EventLoop {
             link: Link::Backoff,
             timer: Fuse::terminated(),
             backoff,
+            proven: false,
             failures: Vec::new(),
             first: Some(first),
             ever_connected: false,
@@ -245,16 +250,28 @@ impl EventLoop {
         } else {
             debug!(?failures, retry_in = ?self.backoff, "the relay is still unreachable");
         }
+        self.wait_backoff();
+    }
+
+    fn wait_backoff(&mut self) {
         self.link = Link::Backoff;
         self.timer = runtime::sleep(self.backoff).fuse();
         self.backoff = (self.backoff * 2).min(self.config.max_backoff);
+    }
+
+    /// The link works: the next outage starts from the shortest backoff again.
+    fn proven(&mut self) {
+        if !self.proven {
+            self.proven = true;
+            self.backoff = self.config.min_backoff;
+        }
     }
 
     fn on_connected(&mut self, peer: PeerId, addr: Multiaddr) {
         self.relay = Some(peer);
         self.link = Link::Connected;
         self.timer = Fuse::terminated();
-        self.backoff = self.config.min_backoff;
+        self.proven = false;
         if let Ok(mut status) = self.status.lock() {
             status.remote_addr = Some(addr.clone());
             if self.ever_connected {
@@ -276,12 +293,17 @@ impl EventLoop {
     }
 
     fn on_disconnected(&mut self, cause: String) {
-        warn!(%cause, "lost the relay connection; redialing");
         if let Ok(mut status) = self.status.lock() {
             status.remote_addr = None;
         }
-        // Redial at once (a dropped link may be back already); a failed round backs off.
-        self.dial_from(0);
+        if self.proven {
+            // Redial at once (a dropped link may be back already); a failed round backs off.
+            warn!(%cause, "lost the relay connection; redialing");
+            self.dial_from(0);
+        } else {
+            warn!(%cause, retry_in = ?self.backoff, "the relay dropped a connection it never used; backing off");
+            self.wait_backoff();
+        }
     }
 
     fn on_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
@@ -351,8 +373,9 @@ impl EventLoop {
             // Outbound-only behaviours see no inbound requests; nothing else needs an answer.
             _ => return,
         };
-        if let Err(error) = &result {
-            debug!(protocol = P::NAME, %error, "request failed");
+        match &result {
+            Ok(_) => self.proven(),
+            Err(error) => debug!(protocol = P::NAME, %error, "request failed"),
         }
         match P::in_flight(&mut self.in_flight).remove(&request_id) {
             // The caller may have given up already; then nobody is listening.
@@ -381,6 +404,7 @@ impl EventLoop {
             }
         };
         trace!(height = head.header.height, "head");
+        self.proven();
         // A full queue means a slow consumer: it misses this head rather than stalling the
         // connection. Closed queues are forgotten.
         self.heads
