@@ -24,7 +24,7 @@ use serde::Deserialize;
 use std::cell::RefCell;
 use std::rc::Rc;
 
-pub type Client = LightClient<RelayConnection>;
+pub type Client = LightClient<crate::source::Paced>;
 
 /// `/.well-known/medledger.json`.
 #[derive(Clone, Debug, Deserialize)]
@@ -71,7 +71,7 @@ pub fn now_ms() -> TimeMs {
 }
 
 /// How often views re-read chain values while heads arrive.
-const REFRESH_MS: u64 = 4_000;
+const REFRESH_MS: u64 = 6_000;
 /// How often the trust snapshot is saved.
 const PERSIST_MS: u64 = 15_000;
 /// With no gossiped head for this long, ask the relay for its latest.
@@ -137,7 +137,7 @@ async fn connect(state: AppState) -> AppResult<()> {
     let mut client = LightClient::new(
         TrustRoot::Genesis(Box::new(genesis)),
         Default::default(),
-        vec![conn.clone()],
+        vec![crate::source::Paced::new(conn.clone())],
         system_clock(),
     );
     // Resume from the stored trust (re-verified by `restore`); start over from genesis if
@@ -302,15 +302,15 @@ pub async fn fetch_blob(
 }
 
 /// [`fetch_blob`], decrypted and checked against the commitment (CID, header, readings root
-/// and count).
+/// and count): the readings' NDJSON lines.
 pub async fn read_blob(
     reader: &AccountKeys,
     id: RecordId,
     commitment: &DataCommitment,
     purpose: Purpose,
-) -> AppResult<gateway::OpenedBatch> {
+) -> AppResult<Vec<Vec<u8>>> {
     let blob = fetch_blob(reader, id, commitment, purpose).await?;
-    gateway::open_batch_verified(reader, &blob, commitment).map_err(|e| AppError::Blob(e.to_string()))
+    crate::envelope::open_verified(reader, &blob, commitment).map_err(|e| AppError::Blob(e.to_string()))
 }
 
 /// Stores a sealed blob on the relay.

@@ -9,14 +9,17 @@
 
 pub mod api;
 pub mod components;
+pub mod envelope;
 pub mod error;
 pub mod format;
 pub mod http;
 pub mod idb;
 pub mod keys;
+pub mod lists;
 pub mod notes;
 pub mod pages;
 pub mod readings;
+pub mod source;
 pub mod state;
 
 use components::StatusBar;

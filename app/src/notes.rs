@@ -59,10 +59,7 @@ fn note_line(patient: &Address, author: &Address, text: &str, at: u64) -> AppRes
         "effectiveDateTime": when,
         "valueString": text,
     });
-    // Checked against the FHIR model before it is sealed.
-    let observation: gateway::Observation = serde_json::from_value(json)
-        .map_err(|e| AppError::Input(format!("note is not a valid Observation: {e}")))?;
-    serde_json::to_vec(&observation).map_err(|e| AppError::Input(e.to_string()))
+    serde_json::to_vec(&json).map_err(|e| AppError::Input(e.to_string()))
 }
 
 /// Seals `text` for the patient and the author, stores it and commits it on chain.
@@ -111,16 +108,28 @@ pub async fn write(
 
 /// Reads and decrypts a note (the CID is checked against the commitment).
 pub async fn read(reader: &AccountKeys, id: RecordId, commitment: &DataCommitment) -> AppResult<String> {
+    // Each read is an access record on chain: read a note once per page load.
+    if let Some(text) = READ.with(|r| r.borrow().get(&id).cloned()) {
+        return Ok(text);
+    }
     let blob = api::fetch_blob(reader, id, commitment, Purpose::Treatment).await?;
-    let batch = gateway::open_batch(reader, &blob).map_err(|e| AppError::Blob(e.to_string()))?;
-    let text = batch
-        .observations
+    let (_, lines) = crate::envelope::open_lines(reader, &blob).map_err(|e| AppError::Blob(e.to_string()))?;
+    let text = lines
         .iter()
-        .filter_map(|o| match &o.value {
-            Some(fhir_model::r4b::resources::ObservationValue::String(s)) => Some(s.clone()),
-            _ => None,
-        })
+        .filter_map(|l| crate::envelope::Reading::parse(l)?.value_string)
         .collect::<Vec<_>>()
         .join("\n");
+    READ.with(|r| {
+        let mut r = r.borrow_mut();
+        if r.len() >= 256 {
+            r.clear();
+        }
+        r.insert(id, text.clone());
+    });
     Ok(text)
+}
+
+thread_local! {
+    static READ: std::cell::RefCell<std::collections::HashMap<RecordId, String>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
 }

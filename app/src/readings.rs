@@ -6,6 +6,7 @@
 //! newest, [`MAX_ROWS`] batch rows, [`MAX_SEEN`] remembered commitment ids.
 
 use crate::api::{self, Proof};
+use crate::envelope::Reading;
 use crate::error::AppError;
 use ledger::crypto::{AccountKeys, Address, PublicKey};
 use ledger::state::keys::ListKind;
@@ -58,7 +59,7 @@ impl Readings {
         self.rows.push_front(row);
         self.rows
             .make_contiguous()
-            .sort_by(|a, b| b.range.end.cmp(&a.range.end));
+            .sort_by_key(|row| std::cmp::Reverse(row.range.end));
         self.rows.truncate(MAX_ROWS);
     }
 
@@ -106,18 +107,15 @@ pub struct Reader {
     pub purpose: Purpose,
     /// The consent's scope; `None` for the patient's own data (or break-glass).
     pub scope: Option<ConsentScope>,
+    /// Skip batches that start before this (a consent covers data sealed after it began).
+    pub not_before: Option<TimeMs>,
 }
 
 /// Reads the commitments this page has not seen yet and adds their readings.
 pub async fn refresh(readings: RwSignal<Readings>, reader: Reader) -> Result<(), AppError> {
     let patient = reader.patient;
-    let ids = api::query(async |c| {
-        c.list(ListKind::PatientCommitments, &patient.0, BATCHES_PER_REFRESH)
-            .await
-    })
-    .await?;
+    let (_, ids) = crate::lists::ids(ListKind::PatientCommitments, patient.0, BATCHES_PER_REFRESH).await?;
     let fresh: Vec<RecordId> = ids
-        .value
         .iter()
         .filter(|id| readings.try_with_untracked(|r| !r.seen(id)).unwrap_or(false))
         .copied()
@@ -130,7 +128,9 @@ pub async fn refresh(readings: RwSignal<Readings>, reader: Reader) -> Result<(),
             readings.try_update(|r| r.mark(id));
             continue;
         };
-        if !wanted(&commitment, reader.scope.as_ref()) {
+        if !wanted(&commitment, reader.scope.as_ref())
+            || reader.not_before.is_some_and(|t| commitment.time_range.start < t)
+        {
             readings.try_update(|r| r.mark(id));
             continue;
         }
@@ -141,7 +141,7 @@ pub async fn refresh(readings: RwSignal<Readings>, reader: Reader) -> Result<(),
             continue;
         }
         let points = match &outcome {
-            Ok(batch) => points_of(&batch.observations),
+            Ok(lines) => points_of(lines),
             Err(_) => Vec::new(),
         };
         let row = BatchRow {
@@ -155,7 +155,7 @@ pub async fn refresh(readings: RwSignal<Readings>, reader: Reader) -> Result<(),
             range: commitment.time_range,
             count: commitment.reading_count,
             proof,
-            outcome: outcome.map(|b| b.observations.len()).map_err(|e| e.to_string()),
+            outcome: outcome.map(|lines| lines.len()).map_err(|e| e.to_string()),
         };
         let alive = readings.try_update(|r| {
             r.mark(id);
@@ -176,14 +176,11 @@ fn wanted(c: &DataCommitment, scope: Option<&ConsentScope>) -> bool {
         && scope.is_none_or(|s| ledger::access::scope_covers(s, c))
 }
 
-fn points_of(observations: &[gateway::Observation]) -> Vec<(String, TimeMs, f64)> {
-    observations
+fn points_of(lines: &[Vec<u8>]) -> Vec<(String, TimeMs, f64)> {
+    lines
         .iter()
-        .filter_map(|o| Some((gateway::fhir::effective_ms(o)?, o)))
-        .flat_map(|(t, o)| {
-            gateway::fhir::values(o)
-                .into_iter()
-                .map(move |(code, v)| (code, t, v))
-        })
+        .filter_map(|line| Reading::parse(line))
+        .filter_map(|r| Some((r.time_ms()?, r)))
+        .flat_map(|(t, r)| r.values().into_iter().map(move |(code, v)| (code, t, v)))
         .collect()
 }

@@ -21,7 +21,7 @@ export async function launch() {
   const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
   const logs = [];
   page.on('console', (m) => logs.push(`[${m.type()}] ${m.text()}`));
-  page.on('pageerror', (e) => logs.push(`[pageerror] ${e.message}`));
+  page.on('pageerror', (e) => logs.push(`[pageerror] ${e.stack ?? e.message}`));
   return { browser, page, logs };
 }
 

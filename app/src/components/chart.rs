@@ -37,15 +37,18 @@ fn draw(canvas: web_sys::HtmlCanvasElement, unit: &str, lines: &[Line]) -> Resul
         .map_err(|e| e.to_string())?;
         return root.present().map_err(|e| e.to_string());
     }
-    if x1 - x0 < 60_000.0 {
-        x1 = x0 + 60_000.0;
+    // At least ten minutes wide, so the time labels differ.
+    if x1 - x0 < 600_000.0 {
+        let mid = (x0 + x1) / 2.0;
+        x0 = mid - 300_000.0;
+        x1 = mid + 300_000.0;
     }
     let pad = ((y1 - y0) * 0.1).max(1.0);
     let (y0, y1) = (y0 - pad, y1 + pad);
     let mut chart = ChartBuilder::on(&root)
         .margin(8)
         .x_label_area_size(24)
-        .y_label_area_size(44)
+        .y_label_area_size(56)
         .build_cartesian_2d(x0..x1, y0..y1)
         .map_err(|e| e.to_string())?;
     chart
@@ -63,6 +66,12 @@ fn draw(canvas: web_sys::HtmlCanvasElement, unit: &str, lines: &[Line]) -> Resul
             .map_err(|e| e.to_string())?
             .label(label.as_str())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], color));
+        // Sparse series (a fresh consent, a slow device) get a dot per reading.
+        if points.len() < 40 {
+            chart
+                .draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                .map_err(|e| e.to_string())?;
+        }
     }
     if lines.len() > 1 {
         chart

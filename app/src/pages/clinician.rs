@@ -12,6 +12,7 @@ use crate::pages::readings::ReadingsPanel;
 use crate::readings::Reader;
 use crate::state::use_state;
 use ledger::crypto::Address;
+use ledger::state::keys::{self, ListKind};
 use ledger::state::records::Consent;
 use ledger::tx::{Action, EmergencyReason};
 use ledger::types::{AccessLevel, Purpose, RecordId};
@@ -39,14 +40,17 @@ fn ClinicianView(me: Identity) -> impl IntoView {
     let address = me.keys.address();
     let consents = LocalResource::new(move || {
         state.refresh.track();
-        async move { api::query(async |c| c.consents_granted_to(&address.0, 50).await).await }
+        async move {
+            crate::lists::records::<Consent>(ListKind::GranteeConsents, address.0, 20, keys::consent, false)
+                .await
+        }
     });
     let open = RwSignal::new(None::<Open>);
     // Close a patient whose consent is no longer active (revoked or expired).
     Effect::new(move |_| {
-        if let (Some(Open::Consent(id, _)), Some(Ok(v))) = (open.get_untracked(), consents.get()) {
+        if let (Some(Open::Consent(id, _)), Some(Ok((_, list)))) = (open.get_untracked(), consents.get()) {
             let now = api::now_ms();
-            let still = v.value.iter().any(|(cid, c)| *cid == id && c.is_active_at(now));
+            let still = list.iter().any(|(cid, c)| *cid == id && c.is_active_at(now));
             if !still {
                 open.set(None);
             }
@@ -58,10 +62,9 @@ fn ClinicianView(me: Identity) -> impl IntoView {
             <AccountCard me=me.clone() />
             <section data-testid="my-patients">
                 <h2>"Patients who consented"</h2>
-                {move || render(consents.get(), |v| {
-                    let proof = api::Proof::from(&v);
+                {move || render(consents.get(), |(proof, list)| {
                     let now = api::now_ms();
-                    let rows = v.value.into_iter().map(|(id, c)| {
+                    let rows = list.into_iter().map(|(id, c)| {
                         let active = c.is_active_at(now);
                         let scope = if c.terms.scope.loinc_codes.is_empty() { "all data".to_string() } else {
                             c.terms.scope.loinc_codes.iter().map(|l| format::loinc_name(l.as_str())).collect::<Vec<_>>().join(", ")
@@ -96,7 +99,11 @@ fn ClinicianView(me: Identity) -> impl IntoView {
                         c.terms.access == AccessLevel::ReadAndAnnotate, format!("consent {}", format::short_hash(id))),
                     Open::Emergency(p) => (*p, Purpose::Emergency, None, false, "break-glass (emergency)".to_string()),
                 };
-                let reader = Reader { keys: keys.clone(), patient, purpose, scope };
+                let not_before = match &o {
+                    Open::Consent(_, c) => Some(c.terms.valid_from),
+                    Open::Emergency(_) => None,
+                };
+                let reader = Reader { keys: keys.clone(), patient, purpose, scope, not_before };
                 view! {
                     <section data-testid="patient-readings">
                         <h2>"Readings of " {name_of(state, &patient)}</h2>

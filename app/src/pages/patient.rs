@@ -7,13 +7,17 @@ use crate::components::{render, ErrorBox, VerifiedMark};
 use crate::error::AppError;
 use crate::format;
 use crate::keys::Identity;
+use crate::lists;
 use crate::pages::common::{name_of, parse_address, send, TxMessage, TxOutcome};
 use crate::pages::readings::ReadingsPanel;
 use crate::readings::Reader;
 use crate::state::use_state;
 use gateway::sim::DeviceKind;
 use ledger::crypto::SigningKey;
-use ledger::state::records::AccessBasis;
+use ledger::state::keys::{self, ListKind};
+use ledger::state::records::{
+    AccessBasis, AccessRecord, Alert, AlertRule, BreakGlass, Consent, DataCommitment,
+};
 use ledger::tx::{Action, AlertCondition, CareRole, Grantee};
 use ledger::types::{loinc, DataCategory, LoincCode, Purpose, Role, DAY_MS};
 use leptos::prelude::*;
@@ -34,6 +38,7 @@ fn PatientView(me: Identity) -> impl IntoView {
         patient: me.keys.address(),
         purpose: Purpose::Treatment,
         scope: None,
+        not_before: None,
     };
     view! {
         <div class="page patient" data-testid="patient-view">
@@ -104,7 +109,7 @@ fn Devices(me: Identity) -> impl IntoView {
     let address = me.keys.address();
     let devices = LocalResource::new(move || {
         state.refresh.track();
-        async move { api::query(async |c| c.devices_of(&address, 50).await).await }
+        async move { crate::lists::devices(&address, 20).await }
     });
     let out: TxOutcome = RwSignal::new(None);
     let keys = me.keys.clone();
@@ -148,10 +153,9 @@ fn Devices(me: Identity) -> impl IntoView {
     view! {
         <section data-testid="devices">
             <h2>"Devices"</h2>
-            {move || render(devices.get(), |v| {
-                let proof = api::Proof::from(&v);
+            {move || render(devices.get(), |(proof, list)| {
                 let keys = keys.clone();
-                let rows = v.value.into_iter().map(|(pk, d)| {
+                let rows = list.into_iter().map(|(pk, d)| {
                     let keys = keys.clone();
                     let revoked = d.revoked_at.is_some();
                     let codes: Vec<String> = d.loinc_codes.iter().map(|c| format::loinc_name(c.as_str())).collect();
@@ -225,7 +229,9 @@ fn Consents(me: Identity) -> impl IntoView {
     let address = me.keys.address();
     let consents = LocalResource::new(move || {
         state.refresh.track();
-        async move { api::query(async |c| c.consents_of(&address, 50).await).await }
+        async move {
+            lists::records::<Consent>(ListKind::PatientConsents, address.0, 20, keys::consent, false).await
+        }
     });
     let out: TxOutcome = RwSignal::new(None);
     let keys = me.keys.clone();
@@ -284,11 +290,10 @@ fn Consents(me: Identity) -> impl IntoView {
     view! {
         <section data-testid="consents">
             <h2>"Consents"</h2>
-            {move || render(consents.get(), |v| {
-                let proof = api::Proof::from(&v);
+            {move || render(consents.get(), |(proof, list)| {
                 let now = api::now_ms();
                 let keys = keys.clone();
-                let rows = v.value.into_iter().map(|(id, c)| {
+                let rows = list.into_iter().map(|(id, c)| {
                     let keys = keys.clone();
                     let active = c.is_active_at(now);
                     let status = if c.revoked_at.is_some() { "revoked" } else if active { "active" } else { "expired" };
@@ -363,8 +368,22 @@ fn AccessLog(me: Identity) -> impl IntoView {
     let log = LocalResource::new(move || {
         state.refresh.track();
         async move {
-            let glass = api::query(async |c| c.break_glass_of(&address, 20).await).await?;
-            let reads = api::query(async |c| c.access_log_of(&address, 50).await).await?;
+            let glass = lists::records::<BreakGlass>(
+                ListKind::PatientBreakGlass,
+                address.0,
+                10,
+                keys::break_glass,
+                true,
+            )
+            .await?;
+            let reads = lists::records::<AccessRecord>(
+                ListKind::PatientAccess,
+                address.0,
+                30,
+                keys::access_record,
+                true,
+            )
+            .await?;
             Ok::<_, AppError>((glass, reads))
         }
     });
@@ -373,9 +392,9 @@ fn AccessLog(me: Identity) -> impl IntoView {
             <h2>"Access log"</h2>
             {move || render(log.get(), |(glass, reads)| {
                 let now = api::now_ms();
-                let glass_proof = api::Proof::from(&glass);
-                let reads_proof = api::Proof::from(&reads);
-                let emergencies = glass.value.into_iter().map(|(_, b)| view! {
+                let (glass_proof, glass) = glass;
+                let (reads_proof, reads) = reads;
+                let emergencies = glass.into_iter().map(|(_, b)| view! {
                     <div class="emergency" data-testid="break-glass">
                         "🚨 EMERGENCY ACCESS by " {name_of(state, &b.clinician)} " — " {format!("{:?}", b.reason)}
                         " — opened " {format::time(b.opened_at)} ", "
@@ -383,7 +402,7 @@ fn AccessLog(me: Identity) -> impl IntoView {
                     </div>
                 }).collect_view();
                 // Emergency reads first, then the rest, newest first.
-                let mut rows = reads.value;
+                let mut rows = reads;
                 rows.sort_by_key(|(_, r)| (!matches!(r.basis, AccessBasis::BreakGlass(_)), std::cmp::Reverse(r.recorded_at)));
                 let rows = rows.into_iter().take(50).map(|(_, r)| {
                     let emergency = matches!(r.basis, AccessBasis::BreakGlass(_));
@@ -421,8 +440,16 @@ fn Alerts(me: Identity) -> impl IntoView {
     let data = LocalResource::new(move || {
         state.refresh.track();
         async move {
-            let alerts = api::query(async |c| c.alerts_of(&address, 30).await).await?;
-            let rules = api::query(async |c| c.alert_rules_of(&address, 30).await).await?;
+            let alerts =
+                lists::records::<Alert>(ListKind::PatientAlerts, address.0, 20, keys::alert, true).await?;
+            let rules = lists::records::<AlertRule>(
+                ListKind::PatientAlertRules,
+                address.0,
+                20,
+                keys::alert_rule,
+                false,
+            )
+            .await?;
             Ok::<_, AppError>((alerts, rules))
         }
     });
@@ -464,10 +491,10 @@ fn Alerts(me: Identity) -> impl IntoView {
             <h2>"Alerts"</h2>
             {move || render(data.get(), |(alerts, rules)| {
                 let keys = keys.clone();
-                let alerts_proof = api::Proof::from(&alerts);
-                let rules_proof = api::Proof::from(&rules);
-                let rule_of = |id| rules.value.iter().find(|(r, _)| *r == id).map(|(_, r)| r.clone());
-                let alert_rows = alerts.value.iter().map(|(_, a)| {
+                let (alerts_proof, alerts) = alerts;
+                let (rules_proof, rules) = rules;
+                let rule_of = |id| rules.iter().find(|(r, _)| *r == id).map(|(_, r)| r.clone());
+                let alert_rows = alerts.iter().map(|(_, a)| {
                     let what = rule_of(a.rule).map_or("rule removed".to_string(), |r| {
                         format!("{} {}", format::loinc_name(r.loinc.as_str()), condition_text(&r.condition, r.loinc.as_str()))
                     });
@@ -475,7 +502,7 @@ fn Alerts(me: Identity) -> impl IntoView {
                         <li class="alert" data-testid="alert">"⚠ " {what} " — block #" {a.raised_at} " · batch " <code>{format::short_hash(&a.commitment)}</code></li>
                     }
                 }).collect_view();
-                let rule_rows = rules.value.iter().filter(|(_, r)| !r.removed).map(|(id, r)| {
+                let rule_rows = rules.iter().filter(|(_, r)| !r.removed).map(|(id, r)| {
                     let keys = keys.clone();
                     let id = *id;
                     view! {
@@ -526,11 +553,16 @@ fn Notes(me: Identity) -> impl IntoView {
         state.refresh.track();
         let keys = keys.clone();
         async move {
-            let list = api::query(async |c| c.commitments_of(&address, 60).await).await?;
-            let proof = api::Proof::from(&list);
+            let (proof, list) = lists::records::<DataCommitment>(
+                ListKind::PatientCommitments,
+                address.0,
+                40,
+                keys::commitment,
+                true,
+            )
+            .await?;
             let mut out = Vec::new();
             for (id, c) in list
-                .value
                 .into_iter()
                 .filter(|(_, c)| c.category == DataCategory::ClinicianNotes)
             {
