@@ -34,6 +34,8 @@
 //! # For the dashboard
 //! [`decrypt_batch`] (keys + blob → Observations) or, better, [`open_batch_verified`], which
 //! also checks the blob against its on-chain commitment (CID, readings root, count).
+//! [`open_lines_verified`] does the same checks and returns the lines unparsed, for a caller
+//! that reads a few fields itself and should not link the FHIR model's parser.
 
 use crate::fhir;
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -296,6 +298,19 @@ pub fn seal_batch<R: CryptoRng + RngCore>(
     seal_lines(header, &observation_lines(observations)?, recipients, rng)
 }
 
+/// A decrypted batch before parsing: the header and each reading's exact bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenedLines {
+    pub header: EnvelopeHeader,
+    pub lines: Vec<Vec<u8>>,
+}
+
+impl OpenedLines {
+    pub fn readings_root(&self) -> Hash {
+        readings_root(&self.lines)
+    }
+}
+
 /// A decrypted batch: the header and each reading's exact bytes and Observation.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OpenedBatch {
@@ -310,8 +325,10 @@ impl OpenedBatch {
     }
 }
 
-/// Unwraps the data key with `keys`' X25519 secret and decrypts the payload.
-pub fn open_batch(keys: &AccountKeys, blob: &[u8]) -> Result<OpenedBatch, EnvelopeError> {
+/// Unwraps the data key with `keys`' X25519 secret and decrypts the payload into its lines,
+/// without parsing them: for callers that read only a few fields and must not link a full
+/// FHIR parser (the dashboard's wasm bundle).
+pub fn open_lines(keys: &AccountKeys, blob: &[u8]) -> Result<OpenedLines, EnvelopeError> {
     let envelope = Envelope::from_bytes(blob)?;
     let me = keys.encryption_key();
     let wrapped = envelope
@@ -353,7 +370,13 @@ pub fn open_batch(keys: &AccountKeys, blob: &[u8]) -> Result<OpenedBatch, Envelo
         )
         .map_err(|_| EnvelopeError::Decrypt)?;
 
-    let lines: Vec<Vec<u8>> = payload.split(|b| *b == b'\n').map(<[u8]>::to_vec).collect();
+    let lines = payload.split(|b| *b == b'\n').map(<[u8]>::to_vec).collect();
+    Ok(OpenedLines { header, lines })
+}
+
+/// Parses each line as a FHIR Observation.
+fn parse(opened: OpenedLines) -> Result<OpenedBatch, EnvelopeError> {
+    let OpenedLines { header, lines } = opened;
     let observations = lines
         .iter()
         .enumerate()
@@ -371,6 +394,11 @@ pub fn open_batch(keys: &AccountKeys, blob: &[u8]) -> Result<OpenedBatch, Envelo
     })
 }
 
+/// [`open_lines`], then every line parsed as a FHIR Observation.
+pub fn open_batch(keys: &AccountKeys, blob: &[u8]) -> Result<OpenedBatch, EnvelopeError> {
+    parse(open_lines(keys, blob)?)
+}
+
 /// The Observations in `blob`, decrypted with `keys`. Does not check the blob against the
 /// chain: prefer [`open_batch_verified`] when the commitment is at hand.
 pub fn decrypt_batch(keys: &AccountKeys, blob: &[u8]) -> Result<Vec<Observation>, EnvelopeError> {
@@ -379,19 +407,19 @@ pub fn decrypt_batch(keys: &AccountKeys, blob: &[u8]) -> Result<Vec<Observation>
 
 /// Opens `blob` and checks it against its on-chain `commitment` (DESIGN §4 "any holder
 /// verifies a blob against its on-chain commitment before use"): the CID, the header (patient,
-/// device, time range), the readings' Merkle root and their count.
-pub fn open_batch_verified(
+/// device, time range), the readings' Merkle root and their count. Lines are not parsed.
+pub fn open_lines_verified(
     keys: &AccountKeys,
     blob: &[u8],
     commitment: &DataCommitment,
-) -> Result<OpenedBatch, EnvelopeError> {
+) -> Result<OpenedLines, EnvelopeError> {
     if !commitment.cid.matches(blob) {
         return Err(EnvelopeError::CidMismatch {
             committed: commitment.cid,
             actual: Cid::of(blob),
         });
     }
-    let batch = open_batch(keys, blob)?;
+    let batch = open_lines(keys, blob)?;
     let h = &batch.header;
     if h.patient != commitment.patient
         || h.device != commitment.device
@@ -413,6 +441,15 @@ pub fn open_batch_verified(
         });
     }
     Ok(batch)
+}
+
+/// [`open_lines_verified`], then every line parsed as a FHIR Observation.
+pub fn open_batch_verified(
+    keys: &AccountKeys,
+    blob: &[u8],
+    commitment: &DataCommitment,
+) -> Result<OpenedBatch, EnvelopeError> {
+    parse(open_lines_verified(keys, blob, commitment)?)
 }
 
 /// Every LOINC code the Observations carry (panel and component codes), sorted: what the
@@ -576,6 +613,13 @@ mod tests {
         assert_eq!(sealed.readings_root, merkle::tx_root(&lines));
         let opened = open_batch(&patient, &sealed.blob).unwrap();
         assert_eq!(opened.lines, lines);
+        let commitment = commitment_of(&opened.header, &sealed);
+        assert_eq!(
+            open_lines_verified(&patient, &sealed.blob, &commitment)
+                .unwrap()
+                .lines,
+            lines
+        );
         // Each reading has an inclusion proof under the committed root.
         let proof = merkle::prove_inclusion(&lines, 5).unwrap();
         proof.verify(&sealed.readings_root, &lines[5]).unwrap();

@@ -20,5 +20,8 @@ pub mod run;
 #[cfg(feature = "native")]
 pub mod spool;
 
-pub use envelope::{decrypt_batch, open_batch, open_batch_verified, Envelope, EnvelopeError, OpenedBatch};
+pub use envelope::{
+    decrypt_batch, open_batch, open_batch_verified, open_lines, open_lines_verified, Envelope, EnvelopeError,
+    OpenedBatch, OpenedLines,
+};
 pub use fhir_model::r4b::resources::Observation;
