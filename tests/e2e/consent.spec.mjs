@@ -60,10 +60,11 @@ await run('consent', async (page) => {
   check(true, 'the patient revoked the consent');
 
   await actAs(page, 'clinician', 'tab-clinician');
+  await page.waitForFunction((name) => {
+    const rows = [...document.querySelectorAll('[data-testid=patient-row]')].filter((r) => r.innerText.includes(name));
+    return rows.length > 0 && rows.every((r) => !r.querySelector('[data-testid=open-patient]'));
+  }, PATIENT, { timeout: 30_000 });
   const rows = page.getByTestId('patient-row').filter({ hasText: PATIENT });
-  await page.waitForFunction((name) => [...document.querySelectorAll('[data-testid=patient-row]')]
-    .filter((r) => r.innerText.includes(name))
-    .every((r) => !r.querySelector('[data-testid=open-patient]')), PATIENT, { timeout: 30_000 });
   check((await rows.filter({ hasText: 'revoked' }).count()) > 0, `${PATIENT}'s consent is listed as revoked`);
   check(true, `${PATIENT} can no longer be opened`);
   await page.waitForFunction(() => !document.querySelector('[data-testid=patient-readings]'), null, { timeout: 30_000 });

@@ -107,7 +107,7 @@ fn ClinicianView(me: Identity) -> impl IntoView {
                 view! {
                     <section data-testid="patient-readings">
                         <h2>"Readings of " {name_of(state, &patient)}</h2>
-                        <p class="muted">"Read under " {basis} "; only batches within the consent's scope are requested. Each read is recorded in the patient's access log."</p>
+                        <p class="muted">"Read under " {basis} "; only batches the basis covers are requested. Each read is recorded in the patient's access log."</p>
                         <ReadingsPanel reader=reader />
                         {annotate.then(|| view! { <NoteForm me=keys.clone() patient=patient /> })}
                     </section>

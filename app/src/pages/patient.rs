@@ -379,7 +379,7 @@ fn AccessLog(me: Identity) -> impl IntoView {
             let reads = lists::records::<AccessRecord>(
                 ListKind::PatientAccess,
                 address.0,
-                30,
+                60,
                 keys::access_record,
                 true,
             )
@@ -396,14 +396,19 @@ fn AccessLog(me: Identity) -> impl IntoView {
                 let (reads_proof, reads) = reads;
                 let emergencies = glass.into_iter().map(|(_, b)| view! {
                     <div class="emergency" data-testid="break-glass">
-                        "🚨 EMERGENCY ACCESS by " {name_of(state, &b.clinician)} " — " {format!("{:?}", b.reason)}
+                        "⚠ EMERGENCY ACCESS by " {name_of(state, &b.clinician)} " — " {format!("{:?}", b.reason)}
                         " — opened " {format::time(b.opened_at)} ", "
                         {if b.is_active_at(now) { format!("active until {}", format::time(b.expires_at)) } else { format!("ended {}", format::time(b.expires_at)) }}
                     </div>
                 }).collect_view();
-                // Emergency reads first, then the rest, newest first.
+                // Emergency reads first, then reads by others, then your own; newest first.
                 let mut rows = reads;
-                rows.sort_by_key(|(_, r)| (!matches!(r.basis, AccessBasis::BreakGlass(_)), std::cmp::Reverse(r.recorded_at)));
+                let rank = |b: &AccessBasis| match b {
+                    AccessBasis::BreakGlass(_) => 0,
+                    AccessBasis::Consent(_) => 1,
+                    AccessBasis::Owner => 2,
+                };
+                rows.sort_by_key(|(_, r)| (rank(&r.basis), std::cmp::Reverse(r.recorded_at)));
                 let rows = rows.into_iter().take(50).map(|(_, r)| {
                     let emergency = matches!(r.basis, AccessBasis::BreakGlass(_));
                     let basis = match r.basis {
