@@ -50,10 +50,18 @@ await run('consent', async (page) => {
   const points = await page.$$eval('[data-testid=patient-readings] [data-testid=chart-points]', (els) => els.map((e) => e.innerText));
   check(true, `the clinician sees the patient's readings: ${points.join(', ')}`);
   await shot(page, 'clinician-view');
+  // A note, sealed in the browser for the patient and committed on chain.
+  const note = `e2e note ${Date.now()}`;
+  await page.getByTestId('note-text').fill(note);
+  await page.getByTestId('write-note').click();
+  await page.getByTestId('tx-ok').filter({ hasText: 'note committed' }).waitFor({ timeout: 60_000 });
+  check(true, 'the clinician wrote a note');
 
   await actAs(page, PATIENT, 'tab-patient');
   await page.getByTestId('access-row').filter({ hasText: 'clinician' }).first().waitFor({ timeout: 60_000 });
   check(true, "the patient's access log lists the clinician's reads");
+  await page.getByTestId('note').filter({ hasText: note }).waitFor({ timeout: 60_000 });
+  check(true, 'the patient reads the note, decrypted in the browser');
   await shot(page, 'patient-access-log');
   await page.getByTestId('revoke-consent').first().click();
   await page.getByTestId('tx-ok').filter({ hasText: 'revoke consent: included' }).waitFor({ timeout: 60_000 });
