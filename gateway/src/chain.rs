@@ -65,6 +65,11 @@ impl ChainError {
     }
 }
 
+/// The start of an error body, for messages.
+fn snippet(body: &[u8]) -> String {
+    String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned()
+}
+
 /// What the mempool said to a submitted tx.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Submitted {
@@ -169,7 +174,7 @@ impl RelayClient {
             return Err(ChainError::Status {
                 url: url.to_owned(),
                 status: status.as_u16(),
-                body: String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned(),
+                body: snippet(&body),
             });
         }
         Ok(body)
@@ -308,7 +313,7 @@ impl RelayClient {
         Err(ChainError::Status {
             url,
             status: status.as_u16(),
-            body: String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned(),
+            body: snippet(&body),
         })
     }
 
@@ -323,7 +328,7 @@ impl RelayClient {
             return Err(ChainError::Status {
                 url,
                 status: status.as_u16(),
-                body: String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned(),
+                body: snippet(&body),
             });
         }
         Ok(Some(Self::json::<HeightBody>(&body, "tx status")?.height))

@@ -23,6 +23,8 @@ pub enum KeyError {
         path: PathBuf,
         source: serde_json::Error,
     },
+    #[error(transparent)]
+    Spool(#[from] crate::spool::SpoolError),
     #[error("{path}: account {name:?}: {reason}")]
     Invalid {
         path: PathBuf,
@@ -172,27 +174,12 @@ pub fn generated_patients(spool: &Path, count: usize) -> Result<Vec<PatientIdent
 }
 
 /// Writes `value` as JSON readable by the owner only, replacing `path` atomically.
-pub(crate) fn write_secret_json<T: Serialize>(path: &Path, value: &T) -> Result<(), KeyError> {
-    let io = |source| KeyError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let text = serde_json::to_string_pretty(value).map_err(|source| KeyError::Json {
+fn write_secret_json<T: Serialize>(path: &Path, value: &T) -> Result<(), KeyError> {
+    let text = serde_json::to_vec_pretty(value).map_err(|source| KeyError::Json {
         path: path.to_owned(),
         source,
     })?;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
-    }
-    let tmp = path.with_extension("tmp");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&tmp).map_err(io)?;
-    std::io::Write::write_all(&mut file, text.as_bytes()).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    crate::spool::write_atomic(path, &text, true).map_err(KeyError::Spool)
 }
 
 #[cfg(test)]
@@ -207,6 +194,15 @@ mod tests {
         assert_eq!(two[1].keys.address(), three[1].keys.address());
         assert_ne!(three[2].keys.address(), three[1].keys.address());
         assert!(!three[0].preregistered);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("patients.json"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "seeds are secrets");
+        }
     }
 
     #[test]

@@ -81,13 +81,22 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SpoolError + '_ {
     }
 }
 
-/// Writes `bytes` to `path` atomically (temp file, fsync, rename).
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SpoolError> {
+/// Writes `bytes` to `path` atomically (temp file, fsync, rename); `secret` files are
+/// readable by the owner only (on Unix).
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8], secret: bool) -> Result<(), SpoolError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
     }
     let tmp = path.with_extension("tmp");
-    let mut file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    if secret {
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    }
+    #[cfg(not(unix))]
+    let _ = secret;
+    let mut file = options.open(&tmp).map_err(io(&tmp))?;
     file.write_all(bytes).map_err(io(&tmp))?;
     file.sync_all().map_err(io(&tmp))?;
     std::fs::rename(&tmp, path).map_err(io(path))
@@ -126,13 +135,13 @@ impl Spool {
         if path.exists() {
             return Ok(false);
         }
-        write_atomic(&path, &ledger::codec::encode(batch))?;
+        write_atomic(&path, &ledger::codec::encode(batch), false)?;
         Ok(true)
     }
 
     /// Rewrites a spooled batch (after its commitment landed).
     pub fn update(&self, batch: &SpooledBatch) -> Result<(), SpoolError> {
-        write_atomic(&self.batch_path(batch), &ledger::codec::encode(batch))
+        write_atomic(&self.batch_path(batch), &ledger::codec::encode(batch), false)
     }
 
     /// Drops a batch the chain now holds completely.
@@ -236,7 +245,7 @@ impl Spool {
             path: path.clone(),
             reason: e.to_string(),
         })?;
-        write_atomic(&path, &bytes)
+        write_atomic(&path, &bytes, false)
     }
 }
 

@@ -39,6 +39,7 @@ impl PatientWorker {
         *self.devices[i].attempts.entry(window).or_insert(0) += 1;
     }
 
+    /// A batch's commitment is on chain: done, or on to raising its alerts.
     fn on_committed(
         &self,
         mut batch: SpooledBatch,
@@ -119,7 +120,7 @@ impl PatientWorker {
         }
         let snap = client.snapshot().await?;
         let mut nonce = client.nonce(&snap, &device_pk).await?;
-        for mut batch in batches {
+        for batch in batches {
             let attempts = self.devices[i]
                 .attempts
                 .get(&batch.window_start)
@@ -143,13 +144,7 @@ impl PatientWorker {
                         false => None,
                     };
                     if let Some(commitment) = committed {
-                        if batch.firings.is_empty() {
-                            Stats::add(&self.stats.batches_committed, 1);
-                            spool.remove(&batch)?;
-                        } else {
-                            batch.commitment = Some(commitment);
-                            spool.update(&batch)?;
-                        }
+                        self.on_committed(batch, commitment, spool)?;
                         continue;
                     }
                     client.put_blob(&batch.body.cid, batch.blob.clone()).await?;
