@@ -310,7 +310,9 @@ pub async fn read_blob(
     purpose: Purpose,
 ) -> AppResult<Vec<Vec<u8>>> {
     let blob = fetch_blob(reader, id, commitment, purpose).await?;
-    crate::envelope::open_verified(reader, &blob, commitment).map_err(|e| AppError::Blob(e.to_string()))
+    gateway::open_lines_verified(reader, &blob, commitment)
+        .map(|opened| opened.lines)
+        .map_err(|e| AppError::Blob(e.to_string()))
 }
 
 /// Stores a sealed blob on the relay.

@@ -113,7 +113,9 @@ pub async fn read(reader: &AccountKeys, id: RecordId, commitment: &DataCommitmen
         return Ok(text);
     }
     let blob = api::fetch_blob(reader, id, commitment, Purpose::Treatment).await?;
-    let (_, lines) = crate::envelope::open_lines(reader, &blob).map_err(|e| AppError::Blob(e.to_string()))?;
+    let lines = gateway::open_lines(reader, &blob)
+        .map_err(|e| AppError::Blob(e.to_string()))?
+        .lines;
     let text = lines
         .iter()
         .filter_map(|l| crate::envelope::Reading::parse(l)?.value_string)

@@ -1,6 +1,8 @@
 //! Test harness: starts real `medledger-node` processes on loopback in a scratch directory,
 //! talks to them over their HTTP API, and kills them (gracefully or with SIGKILL).
 
+pub mod relay;
+
 use anyhow::{anyhow, bail, Context};
 use ledger::crypto::Hash;
 use ledger::genesis::GenesisAccount;
@@ -125,6 +127,28 @@ impl Localnet {
             .spawn()
             .with_context(|| format!("starting {}", self.binary.display()))?;
         self.procs[index] = Some(child);
+        Ok(())
+    }
+
+    /// Sets every home's target block time (0, the localnet default, is as fast as consensus
+    /// goes: ~100 blocks/s here, more than a follower should have to keep up with in a test).
+    pub fn set_block_time_ms(&self, ms: u64) -> anyhow::Result<()> {
+        for home in &self.layout.homes {
+            let path = home.join("config.toml");
+            let text = std::fs::read_to_string(&path)?;
+            let mut lines: Vec<String> = text
+                .lines()
+                .filter(|l| !l.starts_with("target_block_time_ms"))
+                .map(String::from)
+                .collect();
+            // Top-level key: it must come before the first table header.
+            let at = lines
+                .iter()
+                .position(|l| l.starts_with('['))
+                .unwrap_or(lines.len());
+            lines.insert(at, format!("target_block_time_ms = {ms}"));
+            std::fs::write(&path, lines.join("\n") + "\n")?;
+        }
         Ok(())
     }
 
