@@ -8,6 +8,11 @@
 //! libp2p transport (TCP/WebSocket natively, WebRTC-direct/WebSocket in the browser), tests
 //! plug in relays that lie. [`wasm`] is the JavaScript API (wasm-bindgen, IndexedDB).
 
+// `LightClientError` carries the offending relay's name and the ledger's verification error so
+// the dashboard can say exactly what was refused; it is returned once per request, never in a
+// hot loop, so its size does not matter.
+#![allow(clippy::result_large_err)]
+
 mod client;
 mod error;
 pub mod net;
@@ -15,6 +20,8 @@ pub mod queries;
 mod relay_source;
 pub mod source;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod time;
 pub mod trust;
 
@@ -26,3 +33,6 @@ pub use trust::{ForkEvidence, TrustRoot, TrustSnapshot, TrustedHeader};
 
 #[cfg(not(target_arch = "wasm32"))]
 pub use store::FileStore;
+
+#[cfg(target_arch = "wasm32")]
+pub mod wasm;

@@ -3,6 +3,7 @@
 //! or with one specific lie each. Every lie must be refused with its own error and leave the
 //! trusted state exactly as it was; with an honest relay beside a lying one the client still
 //! makes progress, and two valid conflicting headers are reported as a fork.
+#![allow(clippy::result_large_err)]
 
 use futures::executor::block_on;
 use ledger::crypto::{Hash, SigningKey};
@@ -38,6 +39,9 @@ enum Lie {
     WrongValidatorSet,
 }
 
+/// A tx this relay put in a block: its hash, the height, and that block's txs.
+type Included = (Hash, Height, Vec<Vec<u8>>);
+
 struct FakeRelay {
     name: String,
     chain: Rc<RefCell<TestChain>>,
@@ -45,7 +49,7 @@ struct FakeRelay {
     /// Headers asked for, to show that skipping needs few.
     header_requests: Cell<usize>,
     /// Txs this relay put in blocks: hash → (height, that block's txs).
-    included: RefCell<Vec<(Hash, Height, Vec<Vec<u8>>)>>,
+    included: RefCell<Vec<Included>>,
 }
 
 impl FakeRelay {
@@ -89,10 +93,10 @@ impl FakeRelay {
                 let outsider = validator_key(999);
                 let forged =
                     ledger::test_utils::sign_commit(&signed.header, signed.commit.round, &[&outsider]);
-                signed.commit.signatures[0] = forged.signatures[0].clone();
+                signed.commit.signatures[0] = forged.signatures[0];
             }
             Lie::DuplicateSigner => {
-                let first = signed.commit.signatures[0].clone();
+                let first = signed.commit.signatures[0];
                 signed.commit.signatures[1] = first;
             }
             Lie::WrongChainId => {
