@@ -175,36 +175,8 @@ fn create(data_dir: &Path) -> Result<(), DevError> {
         .map_err(DevError::Home)?;
 
     let governance = SigningKey::from_seed(rand::random());
-    let organisation_seed: [u8; 32] = rand::random();
-    let organisation = AccountKeys::from_master_seed(organisation_seed).address();
-    let accounts: Vec<(&str, Role, [u8; 32])> = PATIENTS
-        .iter()
-        .map(|name| (*name, Role::Patient, rand::random()))
-        .chain([
-            (STORAGE_NODE, Role::Organisation, organisation_seed),
-            (CLINICIAN, Role::Clinician, rand::random()),
-            (CAREGIVER, Role::Caregiver, rand::random()),
-            (RESEARCHER, Role::Researcher, rand::random()),
-        ])
-        .collect();
-    let genesis_accounts = accounts
-        .iter()
-        .map(|(_, role, seed)| {
-            let keys = AccountKeys::from_master_seed(*seed);
-            GenesisAccount {
-                address: keys.address(),
-                role: *role,
-                encryption_key: keys.encryption_key(),
-                balance: if *role == Role::Researcher {
-                    RESEARCHER_BALANCE
-                } else {
-                    0
-                },
-                admitted: *role == Role::Organisation,
-                attested_by: (*role == Role::Clinician).then_some(organisation),
-            }
-        })
-        .collect();
+    let accounts = demo_accounts();
+    let genesis_accounts = demo_genesis_accounts(&accounts);
     let genesis = Genesis {
         chain_id: DEV_CHAIN_ID.into(),
         genesis_time: SystemClock.now_ms(),
@@ -221,9 +193,64 @@ fn create(data_dir: &Path) -> Result<(), DevError> {
     })?;
     save_genesis(&home.genesis(), &genesis).map_err(DevError::Home)?;
 
+    write_dev_keys(&keys_path(data_dir), &genesis, &governance, accounts)?;
+    Ok(())
+}
+
+/// The demo accounts with fresh random seeds: name, role, master seed.
+fn demo_accounts() -> Vec<(&'static str, Role, [u8; 32])> {
+    PATIENTS
+        .iter()
+        .map(|name| (*name, Role::Patient, rand::random()))
+        .chain([
+            (STORAGE_NODE, Role::Organisation, rand::random()),
+            (CLINICIAN, Role::Clinician, rand::random()),
+            (CAREGIVER, Role::Caregiver, rand::random()),
+            (RESEARCHER, Role::Researcher, rand::random()),
+        ])
+        .collect()
+}
+
+/// Genesis entries of the demo accounts: the organisation admitted, the clinician attested
+/// by it, the researcher funded.
+fn demo_genesis_accounts(accounts: &[(&str, Role, [u8; 32])]) -> Vec<GenesisAccount> {
+    let organisation = accounts
+        .iter()
+        .find(|(_, role, _)| *role == Role::Organisation)
+        .map(|(_, _, seed)| AccountKeys::from_master_seed(*seed).address());
+    accounts
+        .iter()
+        .map(|(_, role, seed)| {
+            let keys = AccountKeys::from_master_seed(*seed);
+            GenesisAccount {
+                address: keys.address(),
+                role: *role,
+                encryption_key: keys.encryption_key(),
+                balance: if *role == Role::Researcher {
+                    RESEARCHER_BALANCE
+                } else {
+                    0
+                },
+                admitted: *role == Role::Organisation,
+                attested_by: if *role == Role::Clinician {
+                    organisation
+                } else {
+                    None
+                },
+            }
+        })
+        .collect()
+}
+
+fn write_dev_keys(
+    path: &Path,
+    genesis: &Genesis,
+    governance: &SigningKey,
+    accounts: Vec<(&str, Role, [u8; 32])>,
+) -> Result<(), DevError> {
     let file = DevKeysFile {
-        note: "Medledger dev chain: demo account keys. Secrets: for a local demo only.".into(),
-        chain_id: DEV_CHAIN_ID.into(),
+        note: "Medledger demo accounts' keys. Secrets: for a local demo only.".into(),
+        chain_id: genesis.chain_id.clone(),
         genesis_hash: genesis.hash().to_hex(),
         governance: GovernanceKeyFile {
             public_key: governance.public_key().to_hex(),
@@ -238,8 +265,56 @@ fn create(data_dir: &Path) -> Result<(), DevError> {
             })
             .collect(),
     };
-    write_secret_json(&keys_path(data_dir), &file)?;
+    write_secret_json(path, &file)?;
     Ok(())
+}
+
+/// Chain id of the demo localnet (`cargo xtask demo`).
+pub const DEMO_CHAIN_ID: &str = "medledger-demo";
+/// Target block time of the demo localnet.
+pub const DEMO_BLOCK_TIME_MS: u64 = 1_000;
+
+/// Creates a `validators`-node localnet in `dir` (homes `node0..`, plus `node{validators}`
+/// for this relay to follow) whose genesis holds the demo accounts; writes their keys to
+/// `<relay_data>/dev-keys.json` and the organisation's key as the relay's storage-node key
+/// `<relay_data>/relay-key.json`. Does nothing if `dir` already holds a localnet.
+pub fn create_demo_localnet(
+    dir: &Path,
+    relay_data: &Path,
+    validators: usize,
+    base_port: u16,
+) -> Result<PathBuf, DevError> {
+    let relay_home = dir.join(format!("node{validators}"));
+    if dir.join("localnet.json").exists() {
+        return Ok(relay_home);
+    }
+    let accounts = demo_accounts();
+    let genesis_accounts = demo_genesis_accounts(&accounts);
+    let layout =
+        node::localnet::create_with_accounts(dir, validators, 1, base_port, DEMO_CHAIN_ID, genesis_accounts)
+            .map_err(DevError::Home)?;
+    let governance = layout.governance().map_err(DevError::Home)?;
+    // A block a second, like a real deployment: an idle localnet left at "as fast as
+    // consensus goes" makes ~100 empty blocks/s and grows its stores by megabytes a second.
+    for home in &layout.homes {
+        let home = Home(home.clone());
+        let mut config = home.load_config().map_err(DevError::Home)?;
+        config.target_block_time_ms = DEMO_BLOCK_TIME_MS;
+        home.save_config(&config).map_err(DevError::Home)?;
+    }
+    let genesis = Home(relay_home.clone()).load_genesis().map_err(DevError::Home)?;
+    std::fs::create_dir_all(relay_data).map_err(|e| DevError::Invalid {
+        path: relay_data.to_owned(),
+        reason: e.to_string(),
+    })?;
+    if let Some((_, _, seed)) = accounts.iter().find(|(_, role, _)| *role == Role::Organisation) {
+        write_secret_json(
+            &relay_data.join("relay-key.json"),
+            &AccountKeyFile::from_seed(*seed),
+        )?;
+    }
+    write_dev_keys(&keys_path(relay_data), &genesis, &governance, accounts)?;
+    Ok(relay_home)
 }
 
 #[cfg(test)]

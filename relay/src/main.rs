@@ -38,9 +38,19 @@ struct Cli {
     #[arg(long, conflicts_with = "home")]
     dev: bool,
 
+    /// Create a localnet of --validators nodes in DIR whose genesis holds the demo accounts
+    /// (homes DIR/node0.., plus DIR/nodeN for this relay to follow with --home), write the demo
+    /// keys into --data, and exit. Start the nodes with `medledger-node start --home DIR/nodeI`.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["dev", "home"])]
+    create_localnet: Option<PathBuf>,
+
+    /// With --create-localnet: how many validators.
+    #[arg(long, value_name = "N", default_value_t = 4, requires = "create_localnet")]
+    validators: usize,
+
     /// Follow an existing network from this node home (config.toml, genesis.json, data/),
     /// e.g. one made by `medledger-node localnet --extra 1`. Required without --dev.
-    #[arg(long, value_name = "DIR", required_unless_present = "dev")]
+    #[arg(long, value_name = "DIR", required_unless_present_any = ["dev", "create_localnet"])]
     home: Option<PathBuf>,
 
     /// Data folder for everything the relay keeps: the dev chain, keys, blobs (unless --blobs
@@ -129,6 +139,17 @@ impl Cli {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Some(dir) = &cli.create_localnet {
+        let base_port = 26_000;
+        let home = relay::dev::create_demo_localnet(dir, &cli.data, cli.validators, base_port)
+            .context("creating the demo localnet")?;
+        println!(
+            "medledger-relay: localnet in {} (relay home {})",
+            dir.display(),
+            home.display()
+        );
+        return Ok(());
+    }
     // The engine logs every consensus step at info; a lone dev validator has no peers, so
     // every gossip publish "fails" and the network actor would log an error per message.
     let quiet = if cli.dev {

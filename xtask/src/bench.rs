@@ -25,6 +25,8 @@ pub enum Which {
     Anchor,
     /// Throughput and finality latency of a 4-validator localnet (tests/src/bin/node_bench.rs).
     Node,
+    /// Light-client verification natively and in headless Chromium (wasm), and the skip.
+    LightClient,
 }
 
 /// What to run and with which arguments.
@@ -42,6 +44,10 @@ pub struct Options<'a> {
 pub fn run(options: &Options<'_>) -> Result<()> {
     print_machine();
     let wants = |w: Which| options.only.is_empty() || options.only.contains(&w);
+
+    if wants(Which::LightClient) {
+        light_client()?;
+    }
 
     if wants(Which::Ledger) {
         let mut ledger = cmd::new("cargo bench -p medledger-ledger --bench ledger");
@@ -70,6 +76,24 @@ pub fn run(options: &Options<'_>) -> Result<()> {
 }
 
 /// Builds the release node and `node_bench`, then runs the bench against that node.
+/// Native table first, then the same measures in headless Chromium (release wasm).
+fn light_client() -> Result<()> {
+    cmd::run(&mut cmd::new(
+        "cargo bench -p medledger-light-client --features testing --bench light_client",
+    ))?;
+    crate::setup::run(true)?;
+    let mut wasm = cmd::new(
+        "cargo test --release -p medledger-light-client --features testing --target wasm32-unknown-unknown --test browser_bench",
+    );
+    wasm.env("CHROMEDRIVER", "/usr/bin/chromedriver")
+        .env(
+            "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",
+            "wasm-bindgen-test-runner",
+        )
+        .env("WASM_BINDGEN_TEST_TIMEOUT", "600");
+    cmd::run(&mut wasm)
+}
+
 fn node(args: &str) -> Result<()> {
     cmd::run(&mut cmd::new(
         "cargo build --release -p medledger-node --bin medledger-node",

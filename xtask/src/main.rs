@@ -7,6 +7,7 @@ mod bench;
 mod cmd;
 mod demo;
 mod localnet;
+mod procs;
 mod setup;
 mod test;
 
@@ -52,12 +53,23 @@ enum Task {
         #[arg(long, value_name = "TEXT")]
         only: Option<String>,
     },
-    /// Set up, then run the system locally.
+    /// Set up, then run the whole system locally and print the dashboard URL.
     ///
-    /// For now this runs an in-process scenario through the ledger
-    /// (ledger/examples/scenario.rs). The networked demo, with validator nodes, a relay and
-    /// the dashboard, arrives with later issues.
-    Demo,
+    /// Builds the dashboard (trunk, release) and the binaries, starts a 4-validator localnet
+    /// with the demo accounts, a relay following it that serves the dashboard at
+    /// http://127.0.0.1:8080, and a gateway simulating patients. Ctrl-C stops everything;
+    /// state is kept in .medledger/demo for the next run.
+    Demo {
+        /// Remove .medledger/demo first (new chain, new keys).
+        #[arg(long)]
+        fresh: bool,
+        /// Patients the gateway simulates.
+        #[arg(long, default_value_t = 3)]
+        patients: usize,
+        /// Simulated time per real time (60: an hour of readings per minute).
+        #[arg(long, default_value_t = 60.0)]
+        speed: f64,
+    },
     /// Start an N-validator network of separate node processes on this machine.
     ///
     /// Homes live in .medledger/localnet-N and are reused by the next run (the chain goes
@@ -99,7 +111,11 @@ fn main() -> ExitCode {
     let result = match Cli::parse().task {
         Task::Setup { browser } => setup::run(browser),
         Task::Test { skip_setup, only } => test::run(skip_setup, only.as_deref()),
-        Task::Demo => demo::run(),
+        Task::Demo {
+            fresh,
+            patients,
+            speed,
+        } => demo::run(fresh, patients, speed),
         Task::Bench {
             only,
             no_anchor,

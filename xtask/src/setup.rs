@@ -35,6 +35,12 @@ const BASE: &[Tool] = &[
         },
         install: &["rustup target add wasm32-unknown-unknown"],
     },
+    // The relay's S3 blob-store test runs against a real S3-compatible server (moto).
+    Tool {
+        name: "moto[server] (PyPI)",
+        present: || succeeds("python3 -m moto.server --help"),
+        install: &["python3 -m pip install --quiet moto[server]"],
+    },
 ];
 
 /// For the dashboard and the browser tests (`setup --browser`, and `cargo xtask test`).
