@@ -17,6 +17,7 @@ use crate::keys::{generated_patients, load_dev_patients, KeyError, PatientIdenti
 use crate::patient::{PatientWorker, Stats, WorkerConfig, WorkerError};
 use crate::spool::{Spool, SpoolError};
 use ledger::types::TimeMs;
+use rand::SeedableRng as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -356,8 +357,6 @@ async fn step(
     refreshed?;
     worker.flush(client, spool).await
 }
-
-use rand::SeedableRng as _;
 
 #[cfg(test)]
 mod tests {
