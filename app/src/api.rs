@@ -142,7 +142,8 @@ async fn connect(state: AppState) -> AppResult<()> {
     );
     // Resume from the stored trust (re-verified by `restore`); start over from genesis if
     // it is unusable (other chain, expired, tampered).
-    match idb::get(idb::TRUST_KEY).await {
+    let trust_key = idb::trust_key(&discovery.genesis_hash);
+    match idb::get(&trust_key).await {
         Ok(Some(bytes)) => {
             let restored = TrustSnapshot::from_bytes(&bytes).and_then(|s| client.restore(s));
             if let Err(e) = restored {
@@ -155,7 +156,7 @@ async fn connect(state: AppState) -> AppResult<()> {
     state.conn.set(Conn::Connecting("verifying the chain".into()));
     client.sync().await?;
     state.status.set(Some(client.status()));
-    let _ = idb::put(idb::TRUST_KEY, &client.snapshot().to_bytes()).await;
+    let _ = idb::put(&trust_key, &client.snapshot().to_bytes()).await;
     let node = Rc::new(Node {
         client: Mutex::new(client),
         conn,
@@ -201,7 +202,8 @@ async fn after_head(node: &Node, client: &Client, state: AppState) {
         state.refresh.update(|r| *r += 1);
     }
     if persist {
-        let _ = idb::put(idb::TRUST_KEY, &client.snapshot().to_bytes()).await;
+        let key = idb::trust_key(&node.discovery.genesis_hash);
+        let _ = idb::put(&key, &client.snapshot().to_bytes()).await;
     }
 }
 

@@ -15,7 +15,11 @@ const DB_VERSION: u32 = 1;
 const STORE: &str = "kv";
 
 /// Keys of the values the app stores.
-pub const TRUST_KEY: &str = "trust-snapshot";
+/// The trust snapshot of the chain with this genesis: a dev chain recreated under the same
+/// chain id must not resume from the old chain's headers.
+pub fn trust_key(genesis_hash: &str) -> String {
+    format!("trust-snapshot/{genesis_hash}")
+}
 pub const KEYS_KEY: &str = "identities";
 
 fn err(context: &str) -> impl Fn(JsValue) -> AppError + '_ {

@@ -21,6 +21,9 @@ await run('patient', async (page) => {
   check((await page.getByTestId('batch-bad').count()) === 0, 'no batch failed its commitment check');
   await page.getByTestId('alert-rule').first().waitFor({ timeout: 30_000 });
   check(true, 'an alert rule is listed');
+  // The gateway's simulated hypoglycaemia raises a glucose alert on chain.
+  await page.getByTestId('alert').first().waitFor({ timeout: 120_000 });
+  check(/Glucose/.test(await page.getByTestId('alert').first().innerText()), 'a glucose alert is listed');
   // Our own reads of the blobs are in the access log, as the chain recorded them.
   await page.getByTestId('access-row').first().waitFor({ timeout: 60_000 });
   check((await page.getByTestId('access-row').count()) > 0, 'access log lists reads');
