@@ -117,7 +117,11 @@ async fn connect(state: AppState) -> AppResult<()> {
     state
         .conn
         .set(Conn::Connecting("reading the relay's discovery document".into()));
-    let doc = http::get("/.well-known/medledger.json").await?;
+    let doc = http::get("/.well-known/medledger.json").await.map_err(|e| {
+        AppError::Discovery(format!(
+            "GET /.well-known/medledger.json: {e} (is this page served by a Medledger relay?)"
+        ))
+    })?;
     let discovery: Discovery =
         serde_json::from_slice(&doc).map_err(|e| AppError::Discovery(e.to_string()))?;
     let genesis_bytes = http::get("/genesis").await?;

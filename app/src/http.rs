@@ -31,7 +31,11 @@ impl Answer {
             },
             Err(_) => AppError::Refused {
                 kind: format!("HTTP {}", self.status),
-                reason: String::from_utf8_lossy(&self.body).chars().take(200).collect(),
+                // An HTML error page says nothing a person needs here.
+                reason: match String::from_utf8_lossy(&self.body).trim() {
+                    text if text.starts_with('<') => "no answer from a Medledger relay".to_string(),
+                    text => text.chars().take(200).collect(),
+                },
             },
         })
     }
