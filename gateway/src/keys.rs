@@ -122,6 +122,22 @@ pub fn load_dev_patients(path: &Path) -> Result<(String, Vec<PatientIdentity>), 
     Ok((file.chain_id, patients))
 }
 
+/// The address of the account named `name` in a dev chain's `dev-keys.json`.
+pub fn dev_account_address(path: &Path, name: &str) -> Result<ledger::crypto::Address, KeyError> {
+    let file: DevKeysFile = read_json(path)?;
+    let invalid = |reason: String| KeyError::Invalid {
+        path: path.to_owned(),
+        name: name.to_owned(),
+        reason,
+    };
+    let account = file
+        .accounts
+        .iter()
+        .find(|a| a.name == name)
+        .ok_or_else(|| invalid("no such account".into()))?;
+    ledger::crypto::PublicKey::from_hex(&account.address).map_err(|e| invalid(format!("address: {e}")))
+}
+
 #[derive(Serialize, Deserialize, Default)]
 struct GeneratedFile {
     note: String,

@@ -62,6 +62,11 @@ struct RunArgs {
     #[arg(long, value_name = "DIR", default_value = "./gateway-spool")]
     spool: PathBuf,
 
+    /// With --keys: each simulated patient grants this demo account (e.g. `clinician`) a
+    /// primary-provider consent once, unless it already granted one (revoked ones stay revoked).
+    #[arg(long, value_name = "NAME", requires = "keys")]
+    consent_to: Option<String>,
+
     /// The dev relay's key file (<DATA>/dev-keys.json): simulate its demo patients.
     #[arg(long, value_name = "FILE")]
     keys: Option<PathBuf>,
@@ -97,6 +102,12 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let consent_to = match (&args.consent_to, &args.keys) {
+        (Some(name), Some(keys)) => Some(
+            gateway::keys::dev_account_address(keys, name).with_context(|| format!("--consent-to {name}"))?,
+        ),
+        _ => None,
+    };
     anyhow::ensure!(args.window_minutes > 0, "--window-minutes must be at least 1");
     let config = RunConfig {
         relay: args.relay,
@@ -110,6 +121,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         worker: WorkerConfig {
             window_ms: args.window_minutes * 60_000,
             default_rules: !args.no_default_rules,
+            consent_to,
             ..WorkerConfig::default()
         },
     };

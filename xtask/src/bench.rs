@@ -7,7 +7,8 @@
 //!
 //! The node benchmark needs release binaries (debug networking is ~30x slower): it builds
 //! `medledger-node` and `node_bench` with `--release`, then runs `node_bench` with
-//! `MEDLEDGER_NODE_BIN` pointing at the release node.
+//! `MEDLEDGER_NODE_BIN` pointing at the release node. The relay benchmark (`relay_bench`)
+//! likewise runs against a release `medledger-relay` (`MEDLEDGER_RELAY_BIN`).
 
 use std::path::PathBuf;
 
@@ -27,6 +28,8 @@ pub enum Which {
     Node,
     /// Light-client verification natively and in headless Chromium (wasm), and the skip.
     LightClient,
+    /// Light-client sessions one relay holds over WebSocket, head latency (tests/src/bin/relay_bench.rs).
+    Relay,
 }
 
 /// What to run and with which arguments.
@@ -72,6 +75,9 @@ pub fn run(options: &Options<'_>) -> Result<()> {
     if wants(Which::Node) {
         node(options.node_args)?;
     }
+    if wants(Which::Relay) {
+        relay()?;
+    }
     Ok(())
 }
 
@@ -91,6 +97,8 @@ fn light_client() -> Result<()> {
             "wasm-bindgen-test-runner",
         )
         .env("WASM_BINDGEN_TEST_TIMEOUT", "600");
+    // The numbers are console lines (`BENCH name value`), shown only with --nocapture.
+    wasm.args(["--", "--nocapture"]);
     cmd::run(&mut wasm)
 }
 
@@ -101,16 +109,31 @@ fn node(args: &str) -> Result<()> {
     cmd::run(&mut cmd::new(
         "cargo build --release -p medledger-tests --bin node_bench",
     ))?;
-    let release = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| cmd::root().join("target"))
-        .join("release");
+    let release = release_dir();
     let mut bench = std::process::Command::new(release.join("node_bench"));
     bench
         .args(args.split_whitespace())
         .env("MEDLEDGER_NODE_BIN", release.join("medledger-node"))
         .current_dir(cmd::root());
     cmd::run(&mut bench)
+}
+
+/// Builds the release relay, then runs `relay_bench` (release) against it.
+fn relay() -> Result<()> {
+    cmd::run(&mut cmd::new(
+        "cargo build --release -p medledger-relay --bin medledger-relay",
+    ))?;
+    let relay_bin = release_dir().join("medledger-relay");
+    let mut bench = cmd::new("cargo run --release -p medledger-tests --bin relay_bench");
+    bench.env("MEDLEDGER_RELAY_BIN", relay_bin);
+    cmd::run(&mut bench)
+}
+
+fn release_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| cmd::root().join("target"))
+        .join("release")
 }
 
 /// Core count, CPU model and load average: what a reader needs to compare tables.

@@ -69,7 +69,10 @@ pub fn run(fresh: bool, patients: usize, speed: f64) -> Result<()> {
             .arg("--spool")
             .arg(dir.join("gateway-spool"))
             .arg("--keys")
-            .arg(relay_data.join("dev-keys.json")),
+            .arg(relay_data.join("dev-keys.json"))
+            // The demo clinician starts with the patients' consent; a revocation in the
+            // dashboard sticks across restarts.
+            .args(["--consent-to", "clinician", "--window-minutes", "5"]),
         &dir.join("gateway.log"),
     )?;
     println!();

@@ -54,6 +54,9 @@ pub struct WorkerConfig {
     pub window_ms: u64,
     /// Set "CGM glucose below 70 mg/dL" for patients without a glucose rule.
     pub default_rules: bool,
+    /// Grant this account a primary-provider consent (all data, treatment) if the patient
+    /// never granted it one: the demo's clinician. A consent the patient revoked stays revoked.
+    pub consent_to: Option<ledger::crypto::Address>,
     /// Most batches of one device submitted per round.
     pub round_size: usize,
     /// Resend a tx not included after this long.
@@ -72,6 +75,7 @@ impl Default for WorkerConfig {
         WorkerConfig {
             window_ms: ledger::types::HOUR_MS,
             default_rules: true,
+            consent_to: None,
             round_size: 16,
             resubmit_after: Duration::from_secs(15),
             refresh_every: Duration::from_secs(10),
@@ -301,6 +305,22 @@ impl PatientWorker {
                         .map_err(|e| WorkerError::Batch(BatchError::Value(e)))?,
                     condition: AlertCondition::Below { milli: 70_000 },
                 });
+            }
+        }
+        if let Some(grantee) = self.config.consent_to {
+            let mut granted = false;
+            for id in client.list(&snap, ListKind::PatientConsents, &me.0).await? {
+                if let Some(consent) = client.read::<Consent>(&snap, &keys::consent(&id)).await? {
+                    granted |= consent.terms.grantee == Grantee::Account(grantee);
+                }
+            }
+            if !granted {
+                let terms = ledger::tx::CareRole::PrimaryProvider.terms(
+                    Grantee::Account(grantee),
+                    crate::run::wall_now(),
+                    Vec::new(),
+                );
+                actions.push(Action::GrantConsent(terms));
             }
         }
         if !actions.is_empty() {
