@@ -75,6 +75,8 @@ pub struct RelayProcess {
     pub tcp: u16,
     pub ws: u16,
     pub webrtc: u16,
+    /// Appended to the command line at every (re)start, e.g. `--block-time-ms 1000`.
+    pub extra_args: Vec<String>,
     starts: u32,
     client: reqwest::Client,
 }
@@ -82,6 +84,15 @@ pub struct RelayProcess {
 impl RelayProcess {
     /// Starts a relay with its state in `data` and waits until its libp2p listeners are up.
     pub async fn start(mode: RelayMode, data: &Path) -> anyhow::Result<(RelayProcess, Discovery)> {
+        Self::start_with_args(mode, data, Vec::new()).await
+    }
+
+    /// [`RelayProcess::start`] with extra command-line arguments (kept for restarts).
+    pub async fn start_with_args(
+        mode: RelayMode,
+        data: &Path,
+        extra_args: Vec<String>,
+    ) -> anyhow::Result<(RelayProcess, Discovery)> {
         std::fs::create_dir_all(data)?;
         let mut relay = RelayProcess {
             child: None,
@@ -91,11 +102,17 @@ impl RelayProcess {
             tcp: free_tcp_port(),
             ws: free_tcp_port(),
             webrtc: free_udp_port(),
+            extra_args,
             starts: 0,
             client: reqwest::Client::new(),
         };
         let discovery = relay.restart().await?;
         Ok((relay, discovery))
+    }
+
+    /// The running process's id; `None` when it is not running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     pub fn http_url(&self) -> String {
@@ -122,6 +139,7 @@ impl RelayProcess {
             .args(["--p2p-tcp", &self.tcp.to_string()])
             .args(["--p2p-ws", &self.ws.to_string()])
             .args(["--p2p-webrtc", &self.webrtc.to_string()])
+            .args(&self.extra_args)
             .env("RUST_LOG", "info,libp2p=warn,webrtc=warn")
             .stdout(log.try_clone()?)
             .stderr(log)
