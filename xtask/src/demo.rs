@@ -12,10 +12,9 @@ use anyhow::{bail, Result};
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-pub const DASHBOARD: &str = "127.0.0.1:8080";
 const VALIDATORS: usize = 4;
 
-pub fn run(fresh: bool, patients: usize, speed: f64) -> Result<()> {
+pub fn run(fresh: bool, patients: usize, speed: f64, http: &str, p2p_base: u16) -> Result<()> {
     setup::run(true)?;
     let root = cmd::root();
     build_dashboard()?;
@@ -57,14 +56,17 @@ pub fn run(fresh: bool, patients: usize, speed: f64) -> Result<()> {
             .arg(&relay_data)
             .arg("--dist")
             .arg(root.join("dist"))
-            .args(["--http", DASHBOARD]),
+            .args(["--http", http])
+            .args(["--p2p-tcp", &p2p_base.to_string()])
+            .args(["--p2p-ws", &(p2p_base + 1).to_string()])
+            .args(["--p2p-webrtc", &(p2p_base + 2).to_string()]),
         &dir.join("relay.log"),
     )?;
-    wait_for_relay(&procs)?;
+    wait_for_relay(&procs, http)?;
     procs.spawn(
         "gateway",
         std::process::Command::new(bin("medledger-gateway"))
-            .args(["run", "--relay", &format!("http://{DASHBOARD}")])
+            .args(["run", "--relay", &format!("http://{http}")])
             .args(["--patients", &patients.to_string(), "--speed", &speed.to_string()])
             .arg("--spool")
             .arg(dir.join("gateway-spool"))
@@ -77,7 +79,7 @@ pub fn run(fresh: bool, patients: usize, speed: f64) -> Result<()> {
     )?;
     println!();
     println!("Medledger is running: {VALIDATORS} validators, a relay, a gateway with {patients} patients.");
-    println!("  dashboard:  http://{DASHBOARD}/");
+    println!("  dashboard:  http://{http}/");
     println!(
         "  demo keys:  {} (import one in the dashboard)",
         relay_data.join("dev-keys.json").display()
@@ -106,13 +108,13 @@ fn build_dashboard() -> Result<()> {
 }
 
 /// Waits until the relay answers its discovery document with a committed height.
-fn wait_for_relay(procs: &Supervisor) -> Result<()> {
+fn wait_for_relay(procs: &Supervisor, http: &str) -> Result<()> {
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(120) {
         if procs.stopping() {
             bail!("interrupted");
         }
-        if let Some(body) = http_get(DASHBOARD, "/.well-known/medledger.json") {
+        if let Some(body) = http_get(http, "/.well-known/medledger.json") {
             if !body.contains("\"height\":0") && body.contains("\"multiaddrs\"") {
                 return Ok(());
             }

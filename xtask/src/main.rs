@@ -69,6 +69,12 @@ enum Task {
         /// Simulated time per real time (60: an hour of readings per minute).
         #[arg(long, default_value_t = 60.0)]
         speed: f64,
+        /// Where the relay serves the dashboard.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        http: String,
+        /// The relay's libp2p ports: TCP, then WebSocket (+1) and WebRTC-direct (+2).
+        #[arg(long, default_value_t = 9090)]
+        p2p_base: u16,
     },
     /// Start an N-validator network of separate node processes on this machine.
     ///
@@ -115,7 +121,9 @@ fn main() -> ExitCode {
             fresh,
             patients,
             speed,
-        } => demo::run(fresh, patients, speed),
+            http,
+            p2p_base,
+        } => demo::run(fresh, patients, speed, &http, p2p_base),
         Task::Bench {
             only,
             no_anchor,

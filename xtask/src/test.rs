@@ -31,6 +31,8 @@ const STEPS: &[(&str, &str)] = &[
 
 /// The step that needs a running relay (see [`browser_light_client`]).
 const BROWSER_STEP: &str = "light client browser test (headless Chromium, relay process)";
+/// The dashboard's Playwright specs against a relay and a gateway (see [`dashboard_e2e`]).
+const DASHBOARD_STEP: &str = "dashboard e2e (Playwright, relay + gateway processes)";
 
 /// Runs every step, or with `only` those whose name contains it.
 pub fn run(skip_setup: bool, only: Option<&str>) -> Result<()> {
@@ -46,6 +48,9 @@ pub fn run(skip_setup: bool, only: Option<&str>) -> Result<()> {
     }
     if selected(BROWSER_STEP) {
         summary.push(step(BROWSER_STEP, browser_light_client));
+    }
+    if selected(DASHBOARD_STEP) {
+        summary.push(step(DASHBOARD_STEP, dashboard_e2e));
     }
 
     println!("\nsummary:");
@@ -100,6 +105,63 @@ fn browser_light_client() -> Result<()> {
     if result.is_err() {
         eprintln!("relay log: {}", relay.log.display());
     }
+    result
+}
+
+/// Builds the dashboard (trunk, release) and serves it from `medledger-relay --dev` with a
+/// gateway simulating the demo patients, then runs tests/e2e/*.spec.mjs (playwright-core,
+/// Debian Chromium) against it; screenshots go to target/screenshots.
+fn dashboard_e2e() -> Result<()> {
+    cmd::run(&mut cmd::new("cargo fetch"))?;
+    cmd::run(cmd::new("trunk build --release").env("TRUNK_OFFLINE", "true"))?;
+    cmd::run(&mut cmd::new(
+        "cargo build -p medledger-relay -p medledger-gateway --bins",
+    ))?;
+    let relay = RelayProcess::start()?;
+    relay.discovery()?;
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| cmd::root().join("target"), PathBuf::from);
+    let spool = relay.data.join("gateway-spool");
+    let keys = relay.data.join("dev-keys.json");
+    let gateway_log = relay.data.with_file_name("gateway.log");
+    let mut gateway = Command::new(target.join("debug/medledger-gateway"))
+        .args(["run", "--relay", &format!("http://127.0.0.1:{}", relay.http)])
+        .arg("--keys")
+        .arg(&keys)
+        .args([
+            "--patients",
+            "3",
+            "--speed",
+            "120",
+            "--window-minutes",
+            "1",
+            "--backfill-hours",
+            "2",
+        ])
+        .arg("--spool")
+        .arg(&spool)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&gateway_log)?)
+        .spawn()
+        .context("starting medledger-gateway")?;
+    let mut result = Ok(());
+    for spec in ["dashboard", "patient", "consent", "breakglass"] {
+        let mut node = cmd::new(&format!("node tests/e2e/{spec}.spec.mjs"));
+        node.env("MEDLEDGER_URL", format!("http://127.0.0.1:{}", relay.http))
+            .env("MEDLEDGER_DEV_KEYS", &keys)
+            .env("MEDLEDGER_SCREENSHOTS", target.join("screenshots"));
+        if let Err(e) = cmd::run(&mut node) {
+            eprintln!(
+                "relay log: {}; gateway log: {}",
+                relay.log.display(),
+                gateway_log.display()
+            );
+            result = Err(e);
+            break;
+        }
+    }
+    let _ = gateway.kill();
+    let _ = gateway.wait();
     result
 }
 
