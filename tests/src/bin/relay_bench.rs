@@ -313,11 +313,12 @@ async fn bench(args: &Args) -> Result<()> {
         mib(baseline),
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    if let Some(last) = rows.last() {
-        let goal =
-            last.clients >= 1_000 && last.connected >= 1_000 && last.p99 <= 250 && last.relay_rss <= 1 << 30;
+    // The goal is stated at 1,000 clients: judge the first row with at least that many.
+    if let Some(row) = rows.iter().find(|r| r.clients >= 1_000) {
+        let goal = row.connected >= row.clients && row.p99 <= 250 && row.relay_rss <= 1 << 30;
         println!(
-            "goal (1,000 clients, p99 <= 250 ms, relay RSS <= 1 GiB): {}",
+            "goal at {} clients (all connected, p99 <= 250 ms, relay RSS <= 1 GiB): {}",
+            row.clients,
             if goal { "met" } else { "NOT met" }
         );
     }
