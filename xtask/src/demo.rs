@@ -132,5 +132,6 @@ pub fn http_get(addr: &str, path: &str) -> Option<String> {
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     let (head, body) = response.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+    // The server may answer a 1.0 request as HTTP/1.0 or HTTP/1.1.
+    (head.split_whitespace().nth(1) == Some("200")).then(|| body.to_string())
 }
