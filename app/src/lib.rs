@@ -7,6 +7,10 @@
 //! views (patient, clinician, keys); [`components`] the shared widgets (status bar, proof
 //! mark, charts); [`readings`] the windowed store of decrypted readings.
 
+// `AppError` carries the light client's error (which names the relay and the refused check)
+// to show it to the user; it is returned once per user action, so its size does not matter.
+#![allow(clippy::result_large_err)]
+
 pub mod api;
 pub mod components;
 pub mod envelope;

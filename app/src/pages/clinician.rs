@@ -30,7 +30,7 @@ pub fn ClinicianPage() -> impl IntoView {
 /// Which patient's data is open, and on what basis.
 #[derive(Clone, Debug, PartialEq)]
 enum Open {
-    Consent(RecordId, Consent),
+    Consent(RecordId, Box<Consent>),
     Emergency(Address),
 }
 
@@ -80,7 +80,7 @@ fn ClinicianView(me: Identity) -> impl IntoView {
                                 <td>{c.terms.valid_until.map_or("no expiry".to_string(), format::time)}</td>
                                 <td data-testid="patient-consent-status">{status}</td>
                                 <td>{active.then(|| view! {
-                                    <button data-testid="open-patient" on:click=move |_| open.set(Some(Open::Consent(id, consent.clone())))>"Open readings"</button>
+                                    <button data-testid="open-patient" on:click=move |_| open.set(Some(Open::Consent(id, Box::new(consent.clone()))))>"Open readings"</button>
                                 })}</td>
                             </tr>
                         }
