@@ -26,27 +26,26 @@ pub fn workspace_root() -> PathBuf {
 
 /// The node binary: `MEDLEDGER_NODE_BIN`, else built once with cargo (same profile as tests).
 pub fn node_binary() -> PathBuf {
-    if let Ok(path) = std::env::var("MEDLEDGER_NODE_BIN") {
+    workspace_binary("medledger-node", "MEDLEDGER_NODE_BIN")
+}
+
+/// The binary `name` of package `name`: the path in `env_var` if set, else built with cargo
+/// (debug, like the tests) in this workspace's target dir.
+pub fn workspace_binary(name: &str, env_var: &str) -> PathBuf {
+    if let Ok(path) = std::env::var(env_var) {
         return PathBuf::from(path);
     }
     let root = workspace_root();
     let status = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "medledger-node",
-            "--bin",
-            "medledger-node",
-        ])
+        .args(["build", "--quiet", "-p", name, "--bin", name])
         .current_dir(&root)
         .status()
-        .expect("cargo build of medledger-node");
-    assert!(status.success(), "building medledger-node failed");
+        .unwrap_or_else(|e| panic!("cargo build of {name}: {e}"));
+    assert!(status.success(), "building {name} failed");
     let target = std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| root.join("target"));
-    target.join("debug").join("medledger-node")
+    target.join("debug").join(name)
 }
 
 /// A free block of ports: each test gets its own, so tests can run in parallel.

@@ -9,27 +9,7 @@ use std::time::{Duration, Instant};
 
 /// The relay binary: `MEDLEDGER_RELAY_BIN`, else built once with cargo (same profile as tests).
 pub fn relay_binary() -> PathBuf {
-    if let Ok(path) = std::env::var("MEDLEDGER_RELAY_BIN") {
-        return PathBuf::from(path);
-    }
-    let root = crate::workspace_root();
-    let status = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "medledger-relay",
-            "--bin",
-            "medledger-relay",
-        ])
-        .current_dir(&root)
-        .status()
-        .expect("cargo build of medledger-relay");
-    assert!(status.success(), "building medledger-relay failed");
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| root.join("target"));
-    target.join("debug").join("medledger-relay")
+    crate::workspace_binary("medledger-relay", "MEDLEDGER_RELAY_BIN")
 }
 
 fn free_tcp_port() -> u16 {
