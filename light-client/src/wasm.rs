@@ -348,23 +348,9 @@ impl MedledgerLightClient {
     /// The raw value under a state key (hex), proven: `value` is hex or null.
     #[wasm_bindgen(js_name = stateValue)]
     pub async fn state_value(&self, key_hex: String) -> Result<JsValue, JsValue> {
-        let key = hex_decode(&key_hex)?;
+        let key = hex::decode(&key_hex).map_err(|e| js_error(format!("state key: {e}")))?;
         let verified = self.inner.lock().await.value(&key).await.map_err(js_error)?;
-        let value = opt(verified.value.as_ref().map(|v| hex_encode(v)));
+        let value = opt(verified.value.as_ref().map(hex::encode));
         Ok(verified_object(&verified, value))
     }
-}
-
-fn hex_encode(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn hex_decode(text: &str) -> Result<Vec<u8>, JsValue> {
-    if !text.len().is_multiple_of(2) {
-        return Err(js_error("hex of odd length"));
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2).unwrap_or("zz"), 16).map_err(|_| js_error("not hex")))
-        .collect()
 }
