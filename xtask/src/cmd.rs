@@ -54,3 +54,19 @@ fn display(cmd: &Command) -> String {
     let args = cmd.get_args().map(|a| a.to_string_lossy().into_owned());
     envs.chain(program).chain(args).collect::<Vec<_>>().join(" ")
 }
+
+/// A minimal HTTP/1.0 GET returning the body of a 200 answer (xtask stays dependency-light:
+/// no HTTP client crate).
+pub fn http_get(addr: &str, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    // The server may answer a 1.0 request as HTTP/1.0 or HTTP/1.1.
+    (head.split_whitespace().nth(1) == Some("200")).then(|| body.to_string())
+}

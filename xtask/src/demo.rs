@@ -9,7 +9,6 @@
 use crate::procs::Supervisor;
 use crate::{cmd, setup};
 use anyhow::{bail, Result};
-use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 const VALIDATORS: usize = 4;
@@ -114,7 +113,7 @@ fn wait_for_relay(procs: &Supervisor, http: &str) -> Result<()> {
         if procs.stopping() {
             bail!("interrupted");
         }
-        if let Some(body) = http_get(http, "/.well-known/medledger.json") {
+        if let Some(body) = cmd::http_get(http, "/.well-known/medledger.json") {
             if !body.contains("\"height\":0") && body.contains("\"multiaddrs\"") {
                 return Ok(());
             }
@@ -122,16 +121,4 @@ fn wait_for_relay(procs: &Supervisor, http: &str) -> Result<()> {
         std::thread::sleep(Duration::from_millis(500));
     }
     bail!("the relay did not come up within 120 s; see .medledger/demo/relay.log")
-}
-
-/// A minimal HTTP/1.0 GET (xtask stays dependency-light: no HTTP client crate).
-pub fn http_get(addr: &str, path: &str) -> Option<String> {
-    let mut stream = std::net::TcpStream::connect(addr).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let (head, body) = response.split_once("\r\n\r\n")?;
-    // The server may answer a 1.0 request as HTTP/1.0 or HTTP/1.1.
-    (head.split_whitespace().nth(1) == Some("200")).then(|| body.to_string())
 }

@@ -3,8 +3,7 @@
 //! All steps run even when one fails, so one run shows everything that is broken. The last
 //! line is `N passed, M failed`; CI reads it.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -255,20 +254,9 @@ impl RelayProcess {
         }
     }
 
-    /// One plain HTTP/1.1 GET (the relay's axum server sends a Content-Length body).
     fn try_discovery(&self) -> Option<Discovery> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.http)).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        let request =
-            "GET /.well-known/medledger.json HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-        stream.write_all(request.as_bytes()).ok()?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).ok()?;
-        let (head, body) = response.split_once("\r\n\r\n")?;
-        if !head.starts_with("HTTP/1.1 200") {
-            return None;
-        }
-        let doc: serde_json::Value = serde_json::from_str(body).ok()?;
+        let body = cmd::http_get(&format!("127.0.0.1:{}", self.http), "/.well-known/medledger.json")?;
+        let doc: serde_json::Value = serde_json::from_str(&body).ok()?;
         Some(Discovery {
             multiaddrs: doc["multiaddrs"]
                 .as_array()?
