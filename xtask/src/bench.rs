@@ -87,7 +87,7 @@ fn light_client() -> Result<()> {
     cmd::run(&mut cmd::new(
         "cargo bench -p medledger-light-client --features testing --bench light_client",
     ))?;
-    crate::setup::run(true)?;
+    crate::setup::run(true, false)?;
     let mut wasm = cmd::new(
         "cargo test --release -p medledger-light-client --features testing --target wasm32-unknown-unknown --test browser_bench",
     );

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 const VALIDATORS: usize = 4;
 
 pub fn run(fresh: bool, patients: usize, speed: f64, http: &str, p2p_base: u16) -> Result<()> {
-    setup::run(true)?;
+    setup::run(true, false)?;
     let root = cmd::root();
     build_dashboard()?;
     cmd::run(&mut cmd::new(

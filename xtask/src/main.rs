@@ -34,10 +34,14 @@ enum Task {
     /// Safe to run again: it prints "ok: X already present" for what is there.
     Setup {
         /// Also install the browser toolchain: trunk 0.21.14, wasm-bindgen-cli 0.2.108,
-        /// wasm-pack, Debian chromium + chromium-driver (apt-get, needs root) and npm
-        /// playwright-core. `cargo xtask test` installs them too (its browser test needs them).
+        /// Debian chromium + chromium-driver (apt-get, needs root) and npm playwright-core.
+        /// `cargo xtask test` installs them too (its browser tests need them).
         #[arg(long)]
         browser: bool,
+        /// Also install wasm-pack, to package the light client's JavaScript API
+        /// (`wasm-pack build light-client --target web`). Nothing else needs it.
+        #[arg(long)]
+        js_api: bool,
     },
     /// Set up, then run every check CI runs.
     ///
@@ -115,7 +119,7 @@ enum Task {
 
 fn main() -> ExitCode {
     let result = match Cli::parse().task {
-        Task::Setup { browser } => setup::run(browser),
+        Task::Setup { browser, js_api } => setup::run(browser, js_api),
         Task::Test { skip_setup, only } => test::run(skip_setup, only.as_deref()),
         Task::Demo {
             fresh,

@@ -56,11 +56,6 @@ const BROWSER: &[Tool] = &[
         install: &["cargo install --locked wasm-bindgen-cli@0.2.108"],
     },
     Tool {
-        name: "wasm-pack",
-        present: || succeeds("wasm-pack --version"),
-        install: &["cargo install --locked wasm-pack"],
-    },
-    Tool {
         name: "chromium + chromium-driver (apt)",
         present: || succeeds("chromium --version") && succeeds("chromedriver --version"),
         install: &["apt-get update", "apt-get install -y chromium chromium-driver"],
@@ -76,10 +71,20 @@ const BROWSER: &[Tool] = &[
     },
 ];
 
-/// Installs every missing base tool, and the browser tools too if `browser` is set.
-pub fn run(browser: bool) -> Result<()> {
-    let extra = if browser { BROWSER } else { &[] };
-    for tool in BASE.iter().chain(extra) {
+/// Only for packaging the light client's JavaScript API as an npm package (`setup --js-api`):
+/// no test or demo step needs it, and it is ~5 minutes of a fresh machine's install time.
+const JS_API: &[Tool] = &[Tool {
+    name: "wasm-pack",
+    present: || succeeds("wasm-pack --version"),
+    install: &["cargo install --locked wasm-pack"],
+}];
+
+/// Installs every missing base tool, plus the browser tools if `browser` is set and
+/// wasm-pack if `js_api` is.
+pub fn run(browser: bool, js_api: bool) -> Result<()> {
+    let browser_tools = if browser { BROWSER } else { &[] };
+    let js_api_tools = if js_api { JS_API } else { &[] };
+    for tool in BASE.iter().chain(browser_tools).chain(js_api_tools) {
         if (tool.present)() {
             println!("ok: {} already present", tool.name);
             continue;

@@ -22,10 +22,6 @@ const STEPS: &[(&str, &str)] = &[
         "end-to-end (node processes)",
         "cargo test -p medledger-tests -- --test-threads=1",
     ),
-    (
-        "ledger builds for wasm32",
-        "cargo build -p medledger-ledger --target wasm32-unknown-unknown",
-    ),
 ];
 
 /// The step that needs a running relay (see [`browser_light_client`]).
@@ -38,7 +34,7 @@ pub fn run(skip_setup: bool, only: Option<&str>) -> Result<()> {
     if !skip_setup {
         // With the browser tools: the light client's browser test needs chromium,
         // chromedriver and wasm-bindgen-test-runner.
-        setup::run(true)?;
+        setup::run(true, false)?;
     }
     let selected = |name: &str| only.is_none_or(|text| name.contains(text));
     let mut summary = Vec::new();
