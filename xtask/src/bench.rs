@@ -8,7 +8,9 @@
 //! The node benchmark needs release binaries (debug networking is ~30x slower): it builds
 //! `medledger-node` and `node_bench` with `--release`, then runs `node_bench` with
 //! `MEDLEDGER_NODE_BIN` pointing at the release node. The relay benchmark (`relay_bench`)
-//! likewise runs against a release `medledger-relay` (`MEDLEDGER_RELAY_BIN`).
+//! likewise runs against a release `medledger-relay` (`MEDLEDGER_RELAY_BIN`), and the gateway
+//! benchmark (`gateway_bench`) against both. The dashboard's memory over an hour of live data
+//! is a separate, hour-long run: `tests/e2e/heap.bench.mjs` (see tests/e2e/README.md).
 
 use std::path::PathBuf;
 
@@ -30,6 +32,10 @@ pub enum Which {
     LightClient,
     /// Light-client sessions one relay holds over WebSocket, head latency (tests/src/bin/relay_bench.rs).
     Relay,
+    /// Gateway ingest for 1,000 patients against a 4-validator localnet (tests/src/bin/gateway_bench.rs).
+    Gateway,
+    /// The dashboard's wasm bundle size, raw and gzipped (trunk release build).
+    Dashboard,
 }
 
 /// What to run and with which arguments.
@@ -77,6 +83,12 @@ pub fn run(options: &Options<'_>) -> Result<()> {
     }
     if wants(Which::Relay) {
         relay()?;
+    }
+    if wants(Which::Gateway) {
+        gateway()?;
+    }
+    if wants(Which::Dashboard) {
+        dashboard()?;
     }
     Ok(())
 }
@@ -127,6 +139,70 @@ fn relay() -> Result<()> {
     let mut bench = cmd::new("cargo run --release -p medledger-tests --bin relay_bench");
     bench.env("MEDLEDGER_RELAY_BIN", relay_bin);
     cmd::run(&mut bench)
+}
+
+/// Builds the release node and relay, then runs `gateway_bench` (release) against them.
+fn gateway() -> Result<()> {
+    cmd::run(&mut cmd::new(
+        "cargo build --release -p medledger-node --bin medledger-node -p medledger-relay --bin medledger-relay",
+    ))?;
+    let release = release_dir();
+    let mut bench = cmd::new("cargo run --release -p medledger-tests --bin gateway_bench");
+    bench
+        .env("MEDLEDGER_NODE_BIN", release.join("medledger-node"))
+        .env("MEDLEDGER_RELAY_BIN", release.join("medledger-relay"));
+    cmd::run(&mut bench)
+}
+
+/// Builds the dashboard as the demo serves it and prints what a browser downloads.
+fn dashboard() -> Result<()> {
+    crate::setup::run(true, false)?;
+    cmd::run(cmd::new("trunk build --release").env("TRUNK_OFFLINE", "true"))?;
+    let dist = cmd::root().join("dist");
+    println!("\n| dashboard file | raw KiB | gzip -9 KiB |");
+    println!("|---|---:|---:|");
+    let (mut raw_total, mut gz_total) = (0u64, 0u64);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dist)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|x| x == "wasm" || x == "js" || x == "html" || x == "css")
+        })
+        .collect();
+    files.sort();
+    for file in files {
+        let raw = std::fs::metadata(&file)?.len();
+        let gz = gzipped_len(&file)?;
+        raw_total += raw;
+        gz_total += gz;
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        println!(
+            "| {name} | {:.0} | {:.0} |",
+            raw as f64 / 1024.0,
+            gz as f64 / 1024.0
+        );
+    }
+    println!(
+        "| total | {:.0} ({:.2} MiB) | {:.0} ({:.2} MiB; goal ≤ 1 MiB) |",
+        raw_total as f64 / 1024.0,
+        raw_total as f64 / 1048576.0,
+        gz_total as f64 / 1024.0,
+        gz_total as f64 / 1048576.0
+    );
+    Ok(())
+}
+
+/// Size of `gzip -9` of a file (the system gzip, as a web server would compress it).
+fn gzipped_len(file: &std::path::Path) -> Result<u64> {
+    let out = std::process::Command::new("gzip")
+        .args(["-9", "-c"])
+        .arg(file)
+        .output()?;
+    anyhow::ensure!(out.status.success(), "gzip failed on {}", file.display());
+    Ok(out.stdout.len() as u64)
 }
 
 fn release_dir() -> PathBuf {
