@@ -206,10 +206,7 @@ fn gzipped_len(file: &std::path::Path) -> Result<u64> {
 }
 
 fn release_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| cmd::root().join("target"))
-        .join("release")
+    cmd::target_dir().join("release")
 }
 
 /// Core count, CPU model and load average: what a reader needs to compare tables.

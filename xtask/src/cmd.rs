@@ -15,6 +15,11 @@ pub fn root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Cargo's target directory: `CARGO_TARGET_DIR` when set, else `target/` in the workspace.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from)
+}
+
 /// A command from a line such as `"cargo test --workspace"`, run from the workspace root.
 /// The line is split on whitespace; there is no shell and no quoting.
 pub fn new(line: &str) -> Command {

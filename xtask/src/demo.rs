@@ -20,7 +20,7 @@ pub fn run(fresh: bool, patients: usize, speed: f64, http: &str, p2p_base: u16) 
     cmd::run(&mut cmd::new(
         "cargo build -p medledger-node -p medledger-relay -p medledger-gateway --bins",
     ))?;
-    let bin = |name: &str| root.join("target").join("debug").join(name);
+    let bin = |name: &str| cmd::target_dir().join("debug").join(name);
 
     let dir = root.join(".medledger").join("demo");
     if fresh && dir.exists() {

@@ -114,8 +114,7 @@ fn dashboard_e2e() -> Result<()> {
     ))?;
     let relay = RelayProcess::start()?;
     relay.discovery()?;
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| cmd::root().join("target"), PathBuf::from);
+    let target = cmd::target_dir();
     let spool = relay.data.join("gateway-spool");
     let keys = relay.data.join("dev-keys.json");
     let gateway_log = relay.data.with_file_name("gateway.log");
@@ -201,8 +200,7 @@ impl RelayProcess {
         std::fs::create_dir_all(&dir)?;
         let log = dir.join("relay.log");
         let http = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let target =
-            std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| cmd::root().join("target"), PathBuf::from);
+        let target = cmd::target_dir();
         let mut relay = Command::new(target.join("debug/medledger-relay"));
         relay
             .arg("--dev")
