@@ -1,6 +1,8 @@
 //! Test harness: starts real `medledger-node` processes on loopback in a scratch directory,
 //! talks to them over their HTTP API, and kills them (gracefully or with SIGKILL).
 
+pub mod lying;
+pub mod privacy;
 pub mod relay;
 
 use anyhow::{anyhow, bail, Context};
