@@ -16,7 +16,7 @@ use fhir_model::r4b::codes::ObservationStatus;
 use fhir_model::r4b::resources::{
     Observation, ObservationComponent, ObservationComponentValue, ObservationEffective, ObservationValue,
 };
-use fhir_model::r4b::types::{CodeableConcept, Coding, Quantity, Reference};
+use fhir_model::r4b::types::{CodeableConcept, Coding, Identifier, Quantity, Reference};
 use fhir_model::{BuilderError, DateTime, Instant};
 use ledger::crypto::{sha256_concat, PublicKey};
 use ledger::types::{loinc, TimeMs};
@@ -24,6 +24,14 @@ use ledger::types::{loinc, TimeMs};
 pub const LOINC_SYSTEM: &str = "http://loinc.org";
 pub const UCUM_SYSTEM: &str = "http://unitsofmeasure.org";
 pub const CATEGORY_SYSTEM: &str = "http://terminology.hl7.org/CodeSystem/observation-category";
+/// Identifier systems of Medledger's own names (keys and record ids, hex): a FHIR consumer
+/// that follows them back reaches the chain, never a person.
+pub const ACCOUNT_SYSTEM: &str = "urn:medledger:account";
+pub const DEVICE_SYSTEM: &str = "urn:medledger:device";
+pub const CONSENT_SYSTEM: &str = "urn:medledger:consent";
+pub const STUDY_SYSTEM: &str = "urn:medledger:study";
+/// The id an imported Observation had in the system it came from.
+pub const IMPORTED_ID_SYSTEM: &str = "urn:medledger:imported-id";
 
 /// Why an Observation could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +56,7 @@ pub fn describe(code: &str) -> Option<(&'static str, &'static str)> {
     })
 }
 
-fn loinc_concept(code: &str) -> Result<CodeableConcept, BuilderError> {
+pub(crate) fn loinc_concept(code: &str) -> Result<CodeableConcept, BuilderError> {
     let display = describe(code).map_or("", |d| d.0);
     let coding = Coding::builder()
         .system(LOINC_SYSTEM.to_owned())
@@ -80,13 +88,13 @@ fn vital_signs_category() -> Result<CodeableConcept, BuilderError> {
     CodeableConcept::builder().coding(vec![Some(coding)]).build()
 }
 
-fn reference(kind: &str, key: &PublicKey) -> Result<Reference, BuilderError> {
+pub(crate) fn reference(kind: &str, key: &PublicKey) -> Result<Reference, BuilderError> {
     Reference::builder()
         .reference(format!("{kind}/{}", key.to_hex()))
         .build()
 }
 
-fn date_time(ms: TimeMs) -> Result<DateTime, FhirError> {
+pub(crate) fn date_time(ms: TimeMs) -> Result<DateTime, FhirError> {
     let nanos = i128::from(ms) * 1_000_000;
     let at = fhir_model::time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
         .map_err(|_| FhirError::Time(ms))?;
@@ -126,16 +134,59 @@ pub fn observation(
     patient: &PublicKey,
     device: &PublicKey,
 ) -> Result<Observation, FhirError> {
-    let code = code_of(&reading.value);
-    let builder = Observation::builder()
-        .id(observation_id(device, code, reading.time))
+    let id = observation_id(device, code_of(&reading.value), reading.time);
+    build_observation(id, reading.time, &reading.value, patient, Some(device), None)
+}
+
+/// The Observation a reading imported from another system is stored as (issue 8): the same
+/// shape as device data, so alerts, charts and exports read it alike, but with no device and
+/// with the id it had at its source kept as an identifier. Its own id is derived from the
+/// patient, code and time, so one reading imported twice has one id.
+pub fn imported_observation(
+    time: TimeMs,
+    value: &Measurement,
+    patient: &PublicKey,
+    source_id: Option<&str>,
+) -> Result<Observation, FhirError> {
+    let code = code_of(value);
+    let digest = sha256_concat(&[b"imported", &patient.0, code.as_bytes(), &time.to_be_bytes()]);
+    build_observation(
+        hex::encode(&digest.0[..16]),
+        time,
+        value,
+        patient,
+        None,
+        source_id,
+    )
+}
+
+fn build_observation(
+    id: String,
+    time: TimeMs,
+    value: &Measurement,
+    patient: &PublicKey,
+    device: Option<&PublicKey>,
+    source_id: Option<&str>,
+) -> Result<Observation, FhirError> {
+    let code = code_of(value);
+    let mut builder = Observation::builder()
+        .id(id)
         .status(ObservationStatus::Final)
         .category(vec![Some(vital_signs_category()?)])
         .code(loinc_concept(code)?)
         .subject(reference("Patient", patient)?)
-        .device(reference("Device", device)?)
-        .effective(ObservationEffective::DateTime(date_time(reading.time)?));
-    let builder = match reading.value {
+        .effective(ObservationEffective::DateTime(date_time(time)?));
+    if let Some(device) = device {
+        builder = builder.device(reference("Device", device)?);
+    }
+    if let Some(source_id) = source_id {
+        let identifier = Identifier::builder()
+            .system(IMPORTED_ID_SYSTEM.to_owned())
+            .value(source_id.to_owned())
+            .build()?;
+        builder = builder.identifier(vec![Some(identifier)]);
+    }
+    let builder = match *value {
         Measurement::Glucose(v)
         | Measurement::HeartRate(v)
         | Measurement::SpO2(v)
@@ -158,7 +209,7 @@ pub fn observation(
     Ok(builder.build()?)
 }
 
-fn loinc_code_of(concept: &CodeableConcept) -> Option<&str> {
+pub(crate) fn loinc_code_of(concept: &CodeableConcept) -> Option<&str> {
     concept
         .coding
         .iter()

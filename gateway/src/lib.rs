@@ -6,6 +6,7 @@ pub mod alerts;
 pub mod batch;
 pub mod envelope;
 pub mod fhir;
+pub mod portability;
 pub mod sim;
 
 // The gateway itself (feature `native`): relay client, spool, the per-patient loop.

@@ -39,6 +39,68 @@ struct Cli {
 enum Command {
     /// Simulate patients and run their gateways until Ctrl-C.
     Run(RunArgs),
+    /// Write all of a patient's data as one FHIR R4 Bundle (portability): a pseudonymous
+    /// Patient, their Devices, every committed Observation (each batch verified against its
+    /// on-chain commitment) and their Consents.
+    Export(ExportArgs),
+    /// Import FHIR Observations from another system (a Bundle, one Observation, or NDJSON):
+    /// each is checked, invalid ones are reported with the reason, the rest are encrypted and
+    /// committed like device data, signed by the patient.
+    Import(ImportArgs),
+}
+
+/// Whose data: a dev chain's demo patient, or a patient's own seed file.
+#[derive(clap::Args)]
+struct PatientArgs {
+    /// The dev relay's key file (<DATA>/dev-keys.json); pick the patient with --patient.
+    #[arg(long, value_name = "FILE", requires = "patient")]
+    keys: Option<PathBuf>,
+
+    /// The patient's name in --keys (e.g. patient-1).
+    #[arg(long, value_name = "NAME", requires = "keys")]
+    patient: Option<String>,
+
+    /// A file holding the patient's 32-byte master seed as 64 hex characters, instead of
+    /// --keys/--patient.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["keys", "patient"])]
+    seed_file: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct ExportArgs {
+    /// Base URL of the relay (its HTTP address).
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8080")]
+    relay: String,
+
+    #[command(flatten)]
+    who: PatientArgs,
+
+    /// Where to write the Bundle (JSON).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct ImportArgs {
+    /// Base URL of the relay (its HTTP address).
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8080")]
+    relay: String,
+
+    #[command(flatten)]
+    who: PatientArgs,
+
+    /// The input: a FHIR Bundle (its entries' resources), a single Observation, or NDJSON
+    /// (one resource per line). Entries are numbered from 0 in reports.
+    #[arg(long, value_name = "FILE")]
+    bundle: PathBuf,
+
+    /// Minutes per batch: one commitment per LOINC code per window.
+    #[arg(long, value_name = "MIN", default_value_t = 60)]
+    window_minutes: u64,
+
+    /// Check and report only; commit nothing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(clap::Args)]
@@ -98,7 +160,121 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match cli.command {
         Command::Run(args) => run(args).await,
+        Command::Export(args) => export(args).await,
+        Command::Import(args) => import(args).await,
     }
+}
+
+/// The patient's keys and the chain id their key file names (`None` for a seed file).
+fn patient_keys(who: &PatientArgs) -> anyhow::Result<(ledger::AccountKeys, Option<String>)> {
+    if let Some(path) = &who.seed_file {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let seed: [u8; 32] = hex::decode(text.trim())
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .with_context(|| {
+                format!(
+                    "{}: expected 64 hex characters (a 32-byte master seed)",
+                    path.display()
+                )
+            })?;
+        return Ok((ledger::AccountKeys::from_master_seed(seed), None));
+    }
+    let (Some(keys), Some(name)) = (&who.keys, &who.patient) else {
+        anyhow::bail!("give --keys FILE --patient NAME, or --seed-file FILE");
+    };
+    let (chain, patients) = gateway::keys::load_dev_patients(keys)?;
+    let patient = patients
+        .into_iter()
+        .find(|p| &p.name == name)
+        .with_context(|| format!("no patient named {name:?} in {}", keys.display()))?;
+    Ok((patient.keys, Some(chain)))
+}
+
+async fn connect(relay: &str, chain: Option<String>) -> anyhow::Result<gateway::chain::RelayClient> {
+    let client = gateway::chain::RelayClient::connect(relay)
+        .await
+        .with_context(|| format!("connecting to the relay at {relay}"))?;
+    if let Some(chain) = chain {
+        anyhow::ensure!(
+            chain == client.chain_id(),
+            "the key file is for chain {chain:?} but the relay serves {:?}",
+            client.chain_id()
+        );
+    }
+    Ok(client)
+}
+
+async fn export(args: ExportArgs) -> anyhow::Result<()> {
+    use gateway::portability::{export, relay};
+    let (keys, chain) = patient_keys(&args.who)?;
+    let client = connect(&args.relay, chain).await?;
+    let (record, stats) = relay::fetch_record(&client, &keys)
+        .await
+        .context("reading the patient's data")?;
+    let bundle = export::bundle(record, gateway::run::wall_now())?;
+    let json = export::to_json(&bundle)?;
+    // Never write a file that our own parser would not read back.
+    let summary = export::check_export(&json).context("the export failed its own check")?;
+    let tmp = args.out.with_extension("partial");
+    std::fs::write(&tmp, &json).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &args.out).with_context(|| format!("writing {}", args.out.display()))?;
+    let counts: Vec<String> = summary
+        .resources
+        .iter()
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect();
+    println!(
+        "wrote {} ({} bytes): {}; {} batches verified against the chain at height {}; not exported: {} clinician notes, {} erased batches",
+        args.out.display(),
+        json.len(),
+        counts.join(", "),
+        stats.batches,
+        stats.height,
+        stats.skipped_notes,
+        stats.skipped_erased,
+    );
+    Ok(())
+}
+
+async fn import(args: ImportArgs) -> anyhow::Result<()> {
+    use gateway::portability::{import, relay};
+    use rand::SeedableRng as _;
+    anyhow::ensure!(args.window_minutes > 0, "--window-minutes must be at least 1");
+    let (keys, chain) = patient_keys(&args.who)?;
+    let input = std::fs::read(&args.bundle).with_context(|| format!("reading {}", args.bundle.display()))?;
+    let entries = import::read_entries(&input)?;
+    let (accepted, rejected) = import::check_entries(&entries, gateway::run::wall_now());
+    for r in &rejected {
+        tracing::warn!(entry = r.index, reason = %r.reason, "observation rejected");
+        println!("rejected entry {}: {}", r.index, r.reason);
+    }
+    let batches = import::plan(keys.address(), &accepted, args.window_minutes * 60_000)?;
+    println!(
+        "{} entries: {} accepted in {} batches, {} rejected",
+        entries.len(),
+        accepted.len(),
+        batches.len(),
+        rejected.len()
+    );
+    if args.dry_run || batches.is_empty() {
+        return Ok(());
+    }
+    let client = connect(&args.relay, chain).await?;
+    let mut rng = rand::rngs::StdRng::from_entropy();
+    let committed = relay::commit_batches(&client, &keys, &batches, &mut rng)
+        .await
+        .context("committing the imported batches")?;
+    for c in &committed {
+        println!(
+            "committed {} readings as commitment {} (blob {}), entries {:?}",
+            c.readings,
+            c.commitment.to_hex(),
+            c.cid.to_text(),
+            c.entries
+        );
+    }
+    Ok(())
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
