@@ -3,6 +3,10 @@
 //! (`{name, role, address, encryption_key, master_seed}`), so the dev chain's demo accounts
 //! (`<DATA>/dev-keys.json`, whole file or one account) can be imported too. Nothing secret
 //! leaves the browser: only signatures and public keys are sent.
+//!
+//! A researcher's study keys (X25519, one per study, see [`crate::study`]) are part of the
+//! identity: stored and exported with it (`study_keys`, hex seeds), so a backup can still
+//! open the study's deliveries.
 
 use crate::error::{AppError, AppResult};
 use crate::idb;
@@ -17,6 +21,8 @@ pub struct Identity {
     pub role: String,
     pub master_seed: [u8; 32],
     pub keys: AccountKeys,
+    /// Seeds of the study keys this researcher made ([`study_keys`](Identity::study_keys)).
+    pub study_seeds: Vec<[u8; 32]>,
 }
 
 impl PartialEq for Identity {
@@ -37,6 +43,9 @@ pub struct KeyFile {
     #[serde(default)]
     pub encryption_key: String,
     pub master_seed: String,
+    /// Hex seeds of the account's study keys (researchers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub study_keys: Vec<String>,
 }
 
 impl std::fmt::Debug for KeyFile {
@@ -57,7 +66,17 @@ impl Identity {
             role,
             master_seed,
             keys: AccountKeys::from_master_seed(master_seed),
+            study_seeds: Vec::new(),
         }
+    }
+
+    /// The study keys: each seed read as an account's master seed, whose X25519 half is the
+    /// study's `study_key` (so the gateway's envelope opens deliveries with it).
+    pub fn study_keys(&self) -> Vec<AccountKeys> {
+        self.study_seeds
+            .iter()
+            .map(|s| AccountKeys::from_master_seed(*s))
+            .collect()
     }
 
     /// A fresh key from the browser's CSPRNG.
@@ -78,6 +97,7 @@ impl Identity {
             address: self.address_hex(),
             encryption_key: hex::encode(self.keys.encryption_key().0),
             master_seed: hex::encode(self.master_seed),
+            study_keys: self.study_seeds.iter().map(hex::encode).collect(),
         }
     }
 
@@ -86,7 +106,16 @@ impl Identity {
             .ok()
             .and_then(|b| b.try_into().ok())
             .ok_or_else(|| AppError::Keys("master_seed must be 64 hex characters".into()))?;
-        let identity = Self::from_seed(file.name.clone(), file.role.clone(), seed);
+        let mut identity = Self::from_seed(file.name.clone(), file.role.clone(), seed);
+        for key in &file.study_keys {
+            let seed: [u8; 32] = hex::decode(key.trim())
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| {
+                    AppError::Keys(format!("{}: a study key must be 64 hex characters", file.name))
+                })?;
+            identity.study_seeds.push(seed);
+        }
         if !file.address.is_empty() && file.address != identity.address_hex() {
             return Err(AppError::Keys(format!(
                 "{}: address {} does not belong to this master seed",
@@ -115,6 +144,7 @@ pub fn import(text: &str) -> AppResult<Vec<Identity>> {
             address: String::new(),
             encryption_key: String::new(),
             master_seed: text.to_string(),
+            study_keys: Vec::new(),
         };
         return Ok(vec![Identity::from_file(&file)?]);
     }
@@ -145,14 +175,22 @@ pub async fn save(identities: &[Identity]) -> AppResult<()> {
     idb::put(idb::KEYS_KEY, &bytes).await
 }
 
-/// Adds `new` to `list`, replacing an entry with the same address.
+/// Adds `new` to `list`, replacing an entry with the same address. Study keys are kept from
+/// both: re-importing the dev accounts (which hold none) must not lose a study's key.
 pub fn merge(list: &mut Vec<Identity>, new: Vec<Identity>) {
-    for identity in new {
+    for mut identity in new {
         match list
             .iter_mut()
             .find(|i| i.address_hex() == identity.address_hex())
         {
-            Some(existing) => *existing = identity,
+            Some(existing) => {
+                for seed in &existing.study_seeds {
+                    if !identity.study_seeds.contains(seed) {
+                        identity.study_seeds.push(*seed);
+                    }
+                }
+                *existing = identity;
+            }
             None => list.push(identity),
         }
     }

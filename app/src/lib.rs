@@ -4,8 +4,9 @@
 //! it was checked against. Keys are made and kept in the browser.
 //!
 //! Layout: [`api`] wraps the light client and the relay's HTTP routes; [`pages`] holds the
-//! views (patient, clinician, keys); [`components`] the shared widgets (status bar, proof
-//! mark, charts); [`readings`] the windowed store of decrypted readings.
+//! views (patient, clinician, researcher, keys); [`components`] the shared widgets (status
+//! bar, proof mark, charts); [`readings`] the windowed store of decrypted readings; [`study`]
+//! research studies (open, match, join, deliver, dataset).
 
 // `AppError` carries the light client's error (which names the relay and the refused check)
 // to show it to the user; it is returned once per user action, so its size does not matter.
@@ -25,12 +26,14 @@ pub mod pages;
 pub mod readings;
 pub mod source;
 pub mod state;
+pub mod study;
 
 use components::StatusBar;
 use leptos::prelude::*;
 use pages::clinician::ClinicianPage;
 use pages::keys::KeysPage;
 use pages::patient::PatientPage;
+use pages::researcher::ResearcherPage;
 use state::{AppState, Page};
 
 /// Loads the stored keys, then connects; both report into the state.
@@ -45,8 +48,10 @@ async fn boot(state: AppState) {
                 .filter(|i| *i < list.len())
                 .or((!list.is_empty()).then_some(0));
             if let Some(identity) = active.and_then(|i| list.get(i)) {
-                if identity.role == "clinician" {
-                    state.page.set(Page::Clinician);
+                match identity.role.as_str() {
+                    "clinician" => state.page.set(Page::Clinician),
+                    "researcher" => state.page.set(Page::Researcher),
+                    _ => {}
                 }
             } else {
                 state.page.set(Page::Keys);
@@ -83,6 +88,7 @@ pub fn App() -> impl IntoView {
         <nav>
             {tab(Page::Patient, "Patient", "tab-patient")}
             {tab(Page::Clinician, "Clinician", "tab-clinician")}
+            {tab(Page::Researcher, "Researcher", "tab-researcher")}
             {tab(Page::Keys, "Keys", "tab-keys")}
             {who}
         </nav>
@@ -90,6 +96,7 @@ pub fn App() -> impl IntoView {
             {move || match state.page.get() {
                 Page::Patient => view! { <PatientPage /> }.into_any(),
                 Page::Clinician => view! { <ClinicianPage /> }.into_any(),
+                Page::Researcher => view! { <ResearcherPage /> }.into_any(),
                 Page::Keys => view! { <KeysPage /> }.into_any(),
             }}
         </main>

@@ -39,7 +39,8 @@ pub async fn ids(kind: ListKind, owner: [u8; 32], limit: u64) -> AppResult<(Proo
         let count = len.value.unwrap_or(0);
         let mut map = known;
         let first = count.saturating_sub(limit);
-        map.retain(|index, _| *index >= first && *index < count);
+        // Keep what other views (with other limits) proved: each view asks for its own window.
+        map.retain(|index, _| *index < count);
         let mut proof_bytes = len.proof_bytes;
         for index in first..count {
             if map.contains_key(&index) {
@@ -60,7 +61,8 @@ pub async fn ids(kind: ListKind, owner: [u8; 32], limit: u64) -> AppResult<(Proo
         Ok((proof, count, map))
     })
     .await?;
-    let ids: Vec<RecordId> = map.values().rev().copied().collect();
+    let first = count.saturating_sub(limit);
+    let ids: Vec<RecordId> = map.range(first..count).rev().map(|(_, id)| *id).collect();
     LISTS.with(|l| {
         let mut l = l.borrow_mut();
         if l.len() >= MAX_CACHED_LISTS {
@@ -68,7 +70,6 @@ pub async fn ids(kind: ListKind, owner: [u8; 32], limit: u64) -> AppResult<(Proo
         }
         l.insert(cache_key, map);
     });
-    let _ = count;
     Ok((proof, ids))
 }
 
@@ -113,6 +114,12 @@ pub async fn records<T: BorshDeserialize>(
         out.push((id, record));
     }
     Ok((proof, out))
+}
+
+/// Drops a cached record, so the next read proves it again: a commitment this browser just
+/// erased (its `erased_at` is the one change a commitment ever sees).
+pub fn forget(state_key: &[u8]) {
+    RECORDS.with(|r| r.borrow_mut().remove(state_key));
 }
 
 /// The patient's devices (re-proven each time: a device can be revoked).

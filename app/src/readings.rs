@@ -170,6 +170,34 @@ pub async fn refresh(readings: RwSignal<Readings>, reader: Reader) -> Result<(),
     Ok(())
 }
 
+/// Asks the relay for one batch again (a row's "read again"): the outcome replaces the row's.
+/// An erased batch is requested too, so the relay's refusal is what the row shows.
+pub async fn reread(readings: RwSignal<Readings>, reader: Reader, id: RecordId) -> Result<(), AppError> {
+    let verified = api::query(async |c| c.commitment(&id).await).await?;
+    let proof = Proof::from(&verified);
+    let Some(commitment) = verified.value else {
+        return Err(AppError::Input("the batch is not on chain".into()));
+    };
+    let outcome = api::read_blob(&reader.keys, id, &commitment, reader.purpose)
+        .await
+        .map(|lines| lines.len())
+        .map_err(|e| match commitment.erased_at {
+            Some(at) => format!(
+                "{e} (erased on chain at {}, proven at height {})",
+                crate::format::time(at),
+                proof.height
+            ),
+            None => e.to_string(),
+        });
+    readings.try_update(|r| {
+        if let Some(row) = r.rows.iter_mut().find(|row| row.id == id) {
+            row.outcome = outcome;
+            row.proof = proof;
+        }
+    });
+    Ok(())
+}
+
 fn wanted(c: &DataCommitment, scope: Option<&ConsentScope>) -> bool {
     c.category == DataCategory::DeviceReadings
         && c.erased_at.is_none()

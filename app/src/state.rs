@@ -17,6 +17,7 @@ pub enum Conn {
 pub enum Page {
     Patient,
     Clinician,
+    Researcher,
     Keys,
 }
 

@@ -139,7 +139,7 @@ fn dashboard_e2e() -> Result<()> {
         .spawn()
         .context("starting medledger-gateway")?;
     let mut result = Ok(());
-    for spec in ["dashboard", "patient", "consent", "breakglass", "lying-relay"] {
+    for spec in ["dashboard", "patient", "consent", "breakglass", "study", "erasure"] {
         let mut node = cmd::new(&format!("node tests/e2e/{spec}.spec.mjs"));
         node.env("MEDLEDGER_URL", format!("http://127.0.0.1:{}", relay.http))
             .env("MEDLEDGER_DEV_KEYS", &keys)

@@ -100,13 +100,14 @@ pub fn KeysPage() -> impl IntoView {
             </section>
             <section>
                 <h3>"Create a key"</h3>
-                <label>"name " <input prop:value=move || new_name.get() on:input:target=move |ev| new_name.set(ev.target().value()) /></label>
-                <label>" role " <select on:change:target=move |ev| new_role.set(ev.target().value())>
+                <label>"name " <input data-testid="new-key-name" prop:value=move || new_name.get() on:input:target=move |ev| new_name.set(ev.target().value()) /></label>
+                <label>" role " <select data-testid="new-key-role" on:change:target=move |ev| new_role.set(ev.target().value())>
                     <option value="patient">"patient"</option>
                     <option value="clinician">"clinician"</option>
                     <option value="caregiver">"caregiver"</option>
+                    <option value="researcher">"researcher"</option>
                 </select></label>
-                <button on:click=create>"Create"</button>
+                <button data-testid="create-key" on:click=create>"Create"</button>
             </section>
             <section>
                 <h3>"Import"</h3>

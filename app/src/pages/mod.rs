@@ -1,7 +1,10 @@
-//! The views: patient, clinician, keys.
+//! The views: patient (with its studies and erasure sections), clinician, researcher, keys.
 
 pub mod clinician;
 pub mod common;
+pub mod erasure;
 pub mod keys;
 pub mod patient;
 pub mod readings;
+pub mod researcher;
+pub mod studies;

@@ -9,7 +9,9 @@ use crate::format;
 use crate::keys::Identity;
 use crate::lists;
 use crate::pages::common::{name_of, parse_address, send, TxMessage, TxOutcome};
+use crate::pages::erasure::Erasure;
 use crate::pages::readings::ReadingsPanel;
+use crate::pages::studies::PatientStudies;
 use crate::readings::Reader;
 use crate::state::use_state;
 use gateway::sim::DeviceKind;
@@ -52,7 +54,9 @@ fn PatientView(me: Identity) -> impl IntoView {
             <Consents me=me.clone() />
             <AccessLog me=me.clone() />
             <Alerts me=me.clone() />
-            <Notes me=me />
+            <Notes me=me.clone() />
+            <PatientStudies me=me.clone() />
+            <Erasure me=me />
         </div>
     }
 }
@@ -84,7 +88,7 @@ pub fn AccountCard(me: Identity) -> impl IntoView {
                     Some(a) => view! {
                         <p data-testid="account">
                             "role " <b data-testid="role">{format!("{:?}", a.role)}</b>
-                            " · balance " {a.balance}
+                            " · balance " <span data-testid="balance">{a.balance}</span>
                             {a.attested_by.map(|o| format!(" · attested by {}", format::short(&o.to_hex())))}
                             " " <VerifiedMark proof=proof />
                         </p>
@@ -93,7 +97,7 @@ pub fn AccountCard(me: Identity) -> impl IntoView {
                         let register = register.clone();
                         view! {
                             <p>"This key has no account on chain (proven absent) " <VerifiedMark proof=proof /></p>
-                            <button on:click=move |_| register(Role::Patient)>"Register as patient"</button>
+                            <button data-testid="register-patient" on:click=move |_| register(Role::Patient)>"Register as patient"</button>
                         }.into_any()
                     }
                 }
@@ -200,7 +204,7 @@ const TEMPLATES: [(CareRole, &str); 4] = [
     (CareRole::PersonUnderCare, "person under care"),
 ];
 
-const SCOPE_CODES: [(&str, &str); 5] = [
+pub const SCOPE_CODES: [(&str, &str); 5] = [
     (loinc::GLUCOSE_CGM, "glucose"),
     (loinc::HEART_RATE, "heart rate"),
     (loinc::SPO2, "SpO₂"),

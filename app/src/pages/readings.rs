@@ -25,6 +25,7 @@ pub fn ReadingsPanel(reader: Reader) -> impl IntoView {
     let data = RwSignal::new(Readings::default());
     let error = RwSignal::new(None);
     let busy = StoredValue::new(false);
+    let reader_again = reader.clone();
     Effect::new(move |_| {
         state.refresh.track();
         if busy.get_value() {
@@ -61,13 +62,24 @@ pub fn ReadingsPanel(reader: Reader) -> impl IntoView {
                         .into_any(),
                         Err(e) => view! { <span class="bad" data-testid="batch-bad">"✖ " {e.clone()}</span> }.into_any(),
                     };
+                    let id = row.id;
+                    let reader = reader_again.clone();
+                    let again = move |_| {
+                        let reader = reader.clone();
+                        leptos::task::spawn_local(async move {
+                            if let Err(e) = readings::reread(data, reader, id).await {
+                                let _ = error.try_set(Some(e));
+                            }
+                        });
+                    };
                     view! {
-                        <tr>
+                        <tr data-testid="batch-row" data-id=id.to_hex()>
                             <td>{format::time(row.range.start)} " – " {format::clock(row.range.end as f64)}</td>
                             <td>{codes.join(", ")}</td>
                             <td>{row.count}</td>
                             <td>{outcome}</td>
                             <td><VerifiedMark proof=row.proof /></td>
+                            <td><button data-testid="read-again" on:click=again>"read again"</button></td>
                         </tr>
                     }
                 })
@@ -81,7 +93,7 @@ pub fn ReadingsPanel(reader: Reader) -> impl IntoView {
             <details>
                 <summary>"Batches (newest first): each checked against its on-chain commitment"</summary>
                 <table>
-                    <thead><tr><th>"time range"</th><th>"signs"</th><th>"readings"</th><th>"check"</th><th>"commitment"</th></tr></thead>
+                    <thead><tr><th>"time range"</th><th>"signs"</th><th>"readings"</th><th>"check"</th><th>"commitment"</th><th></th></tr></thead>
                     <tbody>{rows}</tbody>
                 </table>
             </details>
