@@ -36,6 +36,8 @@ pub enum Which {
     Gateway,
     /// The dashboard's wasm bundle size, raw and gzipped (trunk release build).
     Dashboard,
+    /// Build and validate a FHIR export of a year of CGM data (gateway/benches/fhir_export.rs).
+    Fhir,
 }
 
 /// What to run and with which arguments.
@@ -83,6 +85,12 @@ pub fn run(options: &Options<'_>) -> Result<()> {
     }
     if wants(Which::Relay) {
         relay()?;
+    }
+    if wants(Which::Fhir) {
+        // Pure (no network, no relay): the gateway's library without its native half.
+        cmd::run(&mut cmd::new(
+            "cargo bench -p medledger-gateway --no-default-features --bench fhir_export",
+        ))?;
     }
     if wants(Which::Gateway) {
         gateway()?;

@@ -41,6 +41,12 @@ const BASE: &[Tool] = &[
         present: || succeeds("python3 -m moto.server --help"),
         install: &["python3 -m pip install --quiet moto[server]"],
     },
+    // The gateway's FHIR export test validates with a third-party FHIR R4 validator.
+    Tool {
+        name: "fhir.resources (PyPI)",
+        present: || succeeds("python3 -c __import__('fhir.resources.R4B.bundle')"),
+        install: &["python3 -m pip install --quiet fhir.resources"],
+    },
 ];
 
 /// For the dashboard and the browser tests (`setup --browser`, and `cargo xtask test`).

@@ -2,5 +2,6 @@
 //! `medledger-gateway` binary's CLI. One binary, shared helpers (STYLE §5).
 
 mod cli;
+mod portability;
 mod relay_restart;
 mod support;
