@@ -56,7 +56,10 @@ pub fn build(
     let (Some(first), Some(last)) = (readings.first(), readings.last()) else {
         return Ok(None);
     };
-    let time_range = TimeRange::new(first.time, last.time)?;
+    // The commitment's range is public: the window's bounds, never the first and last
+    // reading's times (a one-reading batch would put its exact time on chain).
+    debug_assert!(first.time >= from && last.time < to);
+    let time_range = TimeRange::new(from, to.saturating_sub(1))?;
     let observations = readings
         .iter()
         .map(|r| fhir::observation(r, &patient, &device))

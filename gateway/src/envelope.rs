@@ -10,7 +10,7 @@
 //! | `content_type` | `u8` enum | [`ContentType::FhirNdjson`]: one FHIR R4 Observation JSON per line |
 //! | `patient` | `[u8; 32]` | the patient's account (Ed25519 public key) |
 //! | `device` | `Option<[u8; 32]>` | the device that took the readings |
-//! | `time_range` | `(u64, u64)` | first and last reading time, ms (the commitment's range) |
+//! | `time_range` | `(u64, u64)` | the batch window, first and last ms (the commitment's range) |
 //! | `recipients` | `Vec<WrappedKey>` | the data key, wrapped once per reader, sorted by key |
 //! | `nonce` | `[u8; 24]` | XChaCha20-Poly1305 nonce of the payload |
 //! | `ciphertext` | `Vec<u8>` | XChaCha20-Poly1305(data key, nonce, payload, aad = header) |

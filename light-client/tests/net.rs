@@ -429,6 +429,45 @@ async fn addresses_are_tried_in_order_and_a_dead_relay_fails_with_every_attempt(
     );
 }
 
+/// The browser's WebRTC workaround, over TCP here: the connection is replaced every few
+/// requests, requests made meanwhile wait for the new one instead of failing, and heads
+/// keep coming on the new connection.
+#[tokio::test]
+async fn a_renewed_connection_loses_no_request_and_keeps_the_heads() {
+    init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let (relay, discovery) = RelayProcess::start(dir.path()).await;
+    let config = NetConfig {
+        renew_after_requests: Some(5),
+        ..NetConfig::default()
+    };
+    let conn = RelayConnection::connect_with(vec![RelayProcess::tcp_addr(&relay, &discovery)], config)
+        .await
+        .unwrap();
+    let mut heads = conn.heads();
+    for _ in 0..8 {
+        // Three at a time, so some are made while a renewal is under way.
+        let answers = futures::future::join_all((0..3).map(|_| conn.headers(HeadersRequest::Latest))).await;
+        for answer in answers {
+            expect_header(answer.expect("a request during renewals"));
+        }
+    }
+    assert!(conn.renewals() >= 3, "renewed {} times", conn.renewals());
+    assert_eq!(conn.reconnects(), 0, "a renewal is not an outage");
+    let before = latest(&conn).await.header.height;
+    let head = within("a head after the renewals", Duration::from_secs(60), async {
+        loop {
+            let head = heads.next().await.expect("heads stream open");
+            if head.header.height > before {
+                return head;
+            }
+        }
+    })
+    .await;
+    assert!(head.header.height > before);
+    drop(relay);
+}
+
 #[tokio::test]
 async fn after_a_relay_restart_requests_work_again_and_heads_resume() {
     init_tracing();

@@ -395,7 +395,7 @@ pub fn plan(
                         content_type: ContentType::FhirNdjson,
                         patient,
                         device: None,
-                        time_range: TimeRange::new(first.time, last.time)?,
+                        time_range: public_range(first.time, last.time, window_ms),
                     },
                     observations,
                     lines,
@@ -406,6 +406,22 @@ pub fn plan(
         }
     }
     Ok(out)
+}
+
+/// The commitment's public time range for readings `first..=last` of one window: the window's
+/// bounds, cut at the whole minute after the last reading so a window still open never ends in
+/// the future. Never the readings' own times, which would put exact reading times on chain.
+fn public_range(first: TimeMs, last: TimeMs, window_ms: u64) -> TimeRange {
+    const MINUTE_MS: u64 = 60_000;
+    let start = window_start(first, window_ms.max(1));
+    let window_end = start.saturating_add(window_ms.max(1) - 1);
+    let minute_end = (last / MINUTE_MS)
+        .saturating_mul(MINUTE_MS)
+        .saturating_add(MINUTE_MS - 1);
+    TimeRange {
+        start,
+        end: window_end.min(minute_end).max(last),
+    }
 }
 
 #[cfg(test)]

@@ -76,6 +76,12 @@ pub(super) struct InFlight {
     blobs: HashMap<OutboundRequestId, Responder<Blobs>>,
 }
 
+impl InFlight {
+    pub(super) fn is_empty(&self) -> bool {
+        self.headers.is_empty() && self.proofs.is_empty() && self.txs.is_empty() && self.blobs.is_empty()
+    }
+}
+
 /// Where protocol `P` lives in the client: its behaviour, command and in-flight table.
 pub(super) trait Route: Protocol {
     fn behaviour(behaviour: &mut Behaviour) -> &mut request_response::Behaviour<Codec<Self>>;

@@ -47,6 +47,8 @@ pub(super) struct Status {
     /// The current connection's address; `None` while not connected.
     pub(super) remote_addr: Option<Multiaddr>,
     pub(super) reconnects: u64,
+    /// Connections replaced on purpose ([`NetConfig::renew_after_requests`]).
+    pub(super) renewals: u64,
 }
 
 enum Link {
@@ -86,6 +88,14 @@ pub(super) struct EventLoop {
     when_connected: Vec<oneshot::Sender<()>>,
     in_flight: InFlight,
     heads: Vec<mpsc::Sender<SignedHeader>>,
+    /// The connection in use while `Connected`.
+    connection: Option<ConnectionId>,
+    /// Requests sent on it, for [`NetConfig::renew_after_requests`].
+    requests_on_link: u64,
+    /// Replacing the connection: it closes once its requests are answered, and requests
+    /// wait in `held` until the next one is up.
+    renewing: bool,
+    held: Vec<Command>,
 }
 
 impl EventLoop {
@@ -115,6 +125,10 @@ impl EventLoop {
             when_connected: Vec::new(),
             in_flight: InFlight::default(),
             heads: Vec::new(),
+            connection: None,
+            requests_on_link: 0,
+            renewing: false,
+            held: Vec::new(),
         }
     }
 
@@ -164,6 +178,21 @@ impl EventLoop {
     }
 
     fn send<P: Route>(&mut self, outgoing: Outgoing<P>) {
+        if !self.renewing
+            && self.connected()
+            && self
+                .config
+                .renew_after_requests
+                .is_some_and(|limit| self.requests_on_link >= limit)
+        {
+            debug!(requests = self.requests_on_link, "renewing the relay connection");
+            self.renewing = true;
+            self.close_if_idle();
+        }
+        if self.renewing {
+            self.held.push(P::command(outgoing));
+            return;
+        }
         let relay = match (self.connected(), self.relay) {
             (true, Some(relay)) => relay,
             // Fail fast: queueing during an outage would turn every call into a timeout.
@@ -175,6 +204,26 @@ impl EventLoop {
         // The codec's request type carries decode failures for the relay's side; ours are Ok.
         let id = P::behaviour(self.swarm.behaviour_mut()).send_request(&relay, Ok(outgoing.request));
         P::in_flight(&mut self.in_flight).insert(id, outgoing.respond_to);
+        self.requests_on_link += 1;
+    }
+
+    /// While renewing: closes the old connection once nothing is in flight on it (its
+    /// `ConnectionClosed` then redials at once, as after any proven link).
+    fn close_if_idle(&mut self) {
+        if self.renewing && self.connected() && self.in_flight.is_empty() {
+            if let Some(connection) = self.connection {
+                self.swarm.close_connection(connection);
+            }
+        }
+    }
+
+    /// The renewal is over (a new connection, or none could be made): held requests go out,
+    /// or fail fast like any request made while disconnected.
+    fn release_held(&mut self) {
+        self.renewing = false;
+        for command in std::mem::take(&mut self.held) {
+            self.on_command(command);
+        }
     }
 
     fn on_timer(&mut self) {
@@ -255,6 +304,7 @@ impl EventLoop {
 
     fn wait_backoff(&mut self) {
         self.link = Link::Backoff;
+        self.release_held();
         self.timer = runtime::sleep(self.backoff).fuse();
         self.backoff = (self.backoff * 2).min(self.config.max_backoff);
     }
@@ -267,18 +317,25 @@ impl EventLoop {
         }
     }
 
-    fn on_connected(&mut self, peer: PeerId, addr: Multiaddr) {
+    fn on_connected(&mut self, peer: PeerId, connection: ConnectionId, addr: Multiaddr) {
         self.relay = Some(peer);
         self.link = Link::Connected;
+        self.connection = Some(connection);
+        self.requests_on_link = 0;
         self.timer = Fuse::terminated();
         self.proven = false;
         if let Ok(mut status) = self.status.lock() {
             status.remote_addr = Some(addr.clone());
-            if self.ever_connected {
+            // A planned renewal is not an outage.
+            if self.renewing {
+                status.renewals += 1;
+            } else if self.ever_connected {
                 status.reconnects += 1;
             }
         }
-        if self.ever_connected {
+        if self.renewing {
+            debug!(%peer, %addr, "relay connection renewed");
+        } else if self.ever_connected {
             info!(%peer, %addr, "reconnected to the relay");
         } else {
             info!(%peer, %addr, "connected to the relay");
@@ -290,13 +347,18 @@ impl EventLoop {
         for waiter in self.when_connected.drain(..) {
             let _ = waiter.send(());
         }
+        self.release_held();
     }
 
     fn on_disconnected(&mut self, cause: String) {
         if let Ok(mut status) = self.status.lock() {
             status.remote_addr = None;
         }
-        if self.proven {
+        self.connection = None;
+        if self.renewing {
+            debug!("old relay connection closed; dialing its replacement");
+            self.dial_from(0);
+        } else if self.proven {
             // Redial at once (a dropped link may be back already); a failed round backs off.
             warn!(%cause, "lost the relay connection; redialing");
             self.dial_from(0);
@@ -329,7 +391,7 @@ impl EventLoop {
                     warn!(%peer_id, "connected to a peer that is not the relay; closing");
                     let _ = self.swarm.close_connection(connection_id);
                 } else if !self.connected() {
-                    self.on_connected(peer_id, endpoint.get_remote_address().clone());
+                    self.on_connected(peer_id, connection_id, endpoint.get_remote_address().clone());
                 }
             }
             SwarmEvent::ConnectionClosed {
@@ -384,6 +446,7 @@ impl EventLoop {
             }
             None => trace!(protocol = P::NAME, "answer to an unknown request"),
         }
+        self.close_if_idle();
     }
 
     fn on_gossip(&mut self, event: gossipsub::Event) {
