@@ -89,7 +89,10 @@ async fn main() -> Result<()> {
     let relay_cpu_before = cpu_secs(relay_pid);
     let own_cpu_before = cpu_secs(own_pid);
 
-    let end = wall_now();
+    // The simulation ends on a window boundary: a window still open at the end is never
+    // due, so the run would not drain.
+    let window_ms = args.window_minutes * 60_000;
+    let end = wall_now() / window_ms * window_ms;
     let config = RunConfig {
         relay: relay.http_url(),
         patients: args.patients,
@@ -100,7 +103,7 @@ async fn main() -> Result<()> {
         sim_end: Some(end),
         tick: Duration::from_millis(1_000),
         worker: WorkerConfig {
-            window_ms: args.window_minutes * 60_000,
+            window_ms,
             ..WorkerConfig::default()
         },
     };
