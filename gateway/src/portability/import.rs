@@ -665,9 +665,11 @@ mod tests {
         assert_eq!(glucose.header.device, None);
         assert_eq!(
             glucose.header.time_range,
+            // Public: from the window's start to the end of the last reading's minute, never
+            // the readings' own times.
             TimeRange {
-                start: at(1),
-                end: at(5)
+                start: window_start(at(1), 3_600_000),
+                end: at(5) + 59_999
             }
         );
         let line: serde_json::Value = serde_json::from_slice(&glucose.lines[1]).unwrap();
