@@ -26,6 +26,15 @@ pub fn workspace_root() -> PathBuf {
         .unwrap_or_default()
 }
 
+/// Held for the whole of a test that starts a network: one network at a time, since each
+/// wants both cores and `cargo test` runs a binary's tests on parallel threads. (This replaces
+/// `--test-threads=1`, so the harness runs in the same `cargo test --workspace` as everything
+/// else: one feature resolution, one build.)
+pub async fn one_network_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static NETWORK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    NETWORK.lock().await
+}
+
 /// The node binary: `MEDLEDGER_NODE_BIN`, else built once with cargo (same profile as tests).
 pub fn node_binary() -> PathBuf {
     workspace_binary("medledger-node", "MEDLEDGER_NODE_BIN")

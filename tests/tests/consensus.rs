@@ -63,6 +63,7 @@ async fn assert_agreement(net: &Localnet, nodes: &[usize], height: u64) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn four_validators_agree_on_every_block_to_height_20() {
+    let _network = e2e::one_network_at_a_time().await;
     let mut net = Localnet::new("agree", 4, 0).unwrap();
     net.start_all_validators(4).unwrap();
     // A few txs so blocks are not all empty.
@@ -80,6 +81,7 @@ async fn four_validators_agree_on_every_block_to_height_20() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn invalid_txs_are_rejected_with_their_reason_and_never_committed() {
+    let _network = e2e::one_network_at_a_time().await;
     let mut net = Localnet::new("invalid", 4, 0).unwrap();
     net.start_all_validators(4).unwrap();
     net.wait_height(0, 1, WAIT).await.unwrap();
@@ -141,6 +143,7 @@ async fn invalid_txs_are_rejected_with_their_reason_and_never_committed() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_validator_catches_up_and_no_acknowledged_tx_is_lost() {
+    let _network = e2e::one_network_at_a_time().await;
     let mut net = Localnet::new("kill1", 4, 0).unwrap();
     net.start_all_validators(4).unwrap();
     net.wait_height(0, 2, WAIT).await.unwrap();
@@ -197,6 +200,7 @@ async fn wait_all_committed(net: &Localnet, node: usize, hashes: &[Hash]) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_of_four_down_halts_without_fork_and_resumes() {
+    let _network = e2e::one_network_at_a_time().await;
     let mut net = Localnet::new("halt", 4, 0).unwrap();
     net.start_all_validators(4).unwrap();
     net.wait_height(0, 3, WAIT).await.unwrap();
@@ -223,6 +227,7 @@ async fn two_of_four_down_halts_without_fork_and_resumes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fifth_validator_joins_by_governance_and_signs_later_commits() {
+    let _network = e2e::one_network_at_a_time().await;
     let mut net = Localnet::new("join", 4, 1).unwrap();
     net.start_all_validators(4).unwrap();
     net.start(4).unwrap(); // runs as a validator, but holds no power yet
@@ -300,6 +305,7 @@ fn e2e_home_key(net: &Localnet, index: usize) -> SigningKey {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_follower_syncs_verifies_and_serves_state_proofs_and_metrics() {
+    let _network = e2e::one_network_at_a_time().await;
     let mut net = Localnet::new("follower", 4, 1).unwrap();
     net.start_all_validators(4).unwrap();
     let keys = fresh_account(7);

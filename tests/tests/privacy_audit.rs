@@ -517,6 +517,7 @@ fn scanner_finds_planted_values(scanner: &Scanner, tx: &[u8]) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn no_plaintext_personal_data_reaches_the_chain() {
+    let _network = e2e::one_network_at_a_time().await;
     let dir = e2e::workspace_root()
         .join("target")
         .join("e2e")

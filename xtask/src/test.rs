@@ -13,16 +13,61 @@ use anyhow::{bail, Context, Result};
 use crate::{cmd, setup};
 
 /// The checks: a name for the summary and the command that runs it.
+///
+/// Every cargo command selects the whole workspace and runs with Clippy as the workspace's
+/// compiler (see [`with_shared_build`]): cargo resolves features per selection, so `-p relay` or
+/// `--exclude tests` after a `--workspace` build recompiles most of the dependency graph with
+/// other features. One selection means one build; the build step is also the lint step, and
+/// the later steps and the test harnesses reuse its binaries ([`BINARIES`]).
 const STEPS: &[(&str, &str)] = &[
     ("format", "cargo fmt --all -- --check"),
-    ("clippy", "cargo clippy --workspace --all-targets -- -D warnings"),
-    ("native tests", "cargo test --workspace --exclude medledger-tests"),
-    // Real node processes on loopback; one test at a time so 2 cores are not oversubscribed.
+    ("build + clippy (all targets, -D warnings)", BUILD),
+    // Unit and integration tests, and the node-process tests of tests/ (which hold a lock
+    // so that one network runs at a time).
     (
-        "end-to-end (node processes)",
-        "cargo test -p medledger-tests -- --test-threads=1",
+        "tests (unit, integration, node processes)",
+        "cargo test --workspace --no-fail-fast",
     ),
 ];
+
+/// Builds every target of the workspace, including the binaries the later steps start.
+const BUILD: &str = "cargo test --workspace --all-targets --no-run";
+
+/// The binaries the test harnesses would otherwise build with a narrower cargo selection:
+/// (environment variable the harness reads, binary in target/debug).
+const BINARIES: &[(&str, &str)] = &[
+    ("MEDLEDGER_NODE_BIN", "medledger-node"),
+    ("MEDLEDGER_RELAY_BIN", "medledger-relay"),
+    ("MEDLEDGER_GATEWAY_BIN", "medledger-gateway"),
+    ("MEDLEDGER_LYING_RELAY", "lying_relay"),
+];
+
+/// Makes Clippy compile the workspace's own crates (dependencies stay plain rustc), failing
+/// on any warning. `cargo clippy` does exactly this, but for `cargo check`, whose metadata-only
+/// artifacts no test can reuse: linting inside the test build saves a whole second compile of
+/// two libp2p versions and Malachite (~5 minutes on 2 cores). Cargo tracks the wrapper, so a
+/// later plain `cargo test` rebuilds only our crates. The harness binaries are passed along.
+fn with_shared_build(mut cmd: Command) -> Result<Command> {
+    let sysroot =
+        cmd::stdout(&mut cmd::new("rustc --print sysroot")).context("rustc --print sysroot failed")?;
+    let driver = PathBuf::from(sysroot.trim()).join("bin/clippy-driver");
+    if !driver.is_file() {
+        bail!("{} is missing (rustup component add clippy)", driver.display());
+    }
+    // cargo-clippy's own protocol: arguments joined by this separator.
+    cmd.env("RUSTC_WORKSPACE_WRAPPER", driver)
+        .env("CLIPPY_ARGS", "-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__");
+    let debug = cmd::target_dir().join("debug");
+    for (variable, binary) in BINARIES {
+        cmd.env(variable, debug.join(binary));
+    }
+    Ok(cmd)
+}
+
+/// A cargo (or trunk, which runs cargo) command line with Clippy as the workspace compiler.
+fn shared_build(line: &str) -> Result<Command> {
+    with_shared_build(cmd::new(line))
+}
 
 /// The step that needs a running relay (see [`browser_light_client`]).
 const BROWSER_STEP: &str = "light client browser test (headless Chromium, relay process)";
@@ -39,7 +84,14 @@ pub fn run(skip_setup: bool, only: Option<&str>) -> Result<()> {
     let selected = |name: &str| only.is_none_or(|text| name.contains(text));
     let mut summary = Vec::new();
     for (name, line) in STEPS.iter().filter(|(name, _)| selected(name)) {
-        summary.push(step(name, || cmd::run(&mut cmd::new(line))));
+        let command = |line: &str| {
+            if line.starts_with("cargo fmt") {
+                Ok(cmd::new(line))
+            } else {
+                shared_build(line)
+            }
+        };
+        summary.push(step(name, || cmd::run(&mut command(line)?)));
     }
     if selected(BROWSER_STEP) {
         summary.push(step(BROWSER_STEP, browser_light_client));
@@ -78,7 +130,7 @@ fn step(name: &str, run: impl FnOnce() -> Result<()>) -> (&str, bool, f32) {
 /// against them (the addresses are compiled into the test). The relay is stopped afterwards,
 /// also when the test fails.
 fn browser_light_client() -> Result<()> {
-    cmd::run(&mut cmd::new("cargo build -p medledger-relay"))?;
+    cmd::run(&mut shared_build(BUILD)?)?;
     let relay = RelayProcess::start()?;
     let discovery = relay.discovery()?;
     let chromedriver = cmd::stdout(&mut cmd::new("which chromedriver"))
@@ -86,7 +138,7 @@ fn browser_light_client() -> Result<()> {
         .filter(|path| !path.is_empty())
         .context("chromedriver is not on PATH (cargo xtask setup --browser installs it)")?;
     let mut test =
-        cmd::new("cargo test -p medledger-light-client --target wasm32-unknown-unknown --test browser");
+        shared_build("cargo test -p medledger-light-client --target wasm32-unknown-unknown --test browser")?;
     test.env("MEDLEDGER_RELAY_WEBRTC", discovery.addr("/webrtc-direct/")?)
         .env("MEDLEDGER_RELAY_WS", discovery.addr("/ws/")?)
         .env("MEDLEDGER_RELAY_ACCOUNT", &discovery.storage_node)
@@ -103,15 +155,15 @@ fn browser_light_client() -> Result<()> {
     result
 }
 
-/// Builds the dashboard (trunk, release) and serves it from `medledger-relay --dev` with a
+/// Builds the dashboard (trunk, dev profile) and serves it from `medledger-relay --dev` with a
 /// gateway simulating the demo patients, then runs tests/e2e/*.spec.mjs (playwright-core,
 /// Debian Chromium) against it; screenshots go to target/screenshots.
 fn dashboard_e2e() -> Result<()> {
     cmd::run(&mut cmd::new("cargo fetch"))?;
-    cmd::run(cmd::new("trunk build --release").env("TRUNK_OFFLINE", "true"))?;
-    cmd::run(&mut cmd::new(
-        "cargo build -p medledger-relay -p medledger-gateway --bins",
-    ))?;
+    // The dev profile: the release build's LTO over one codegen unit is minutes of CI time;
+    // the demo and the bundle-size bench build the release.
+    cmd::run(shared_build("trunk build")?.env("TRUNK_OFFLINE", "true"))?;
+    cmd::run(&mut shared_build(BUILD)?)?;
     let relay = RelayProcess::start()?;
     relay.discovery()?;
     let target = cmd::target_dir();
@@ -148,7 +200,7 @@ fn dashboard_e2e() -> Result<()> {
         "erasure",
         "lying-relay",
     ] {
-        let mut node = cmd::new(&format!("node tests/e2e/{spec}.spec.mjs"));
+        let mut node = with_shared_build(cmd::new(&format!("node tests/e2e/{spec}.spec.mjs")))?;
         node.env("MEDLEDGER_URL", format!("http://127.0.0.1:{}", relay.http))
             .env("MEDLEDGER_DEV_KEYS", &keys)
             .env("MEDLEDGER_SCREENSHOTS", target.join("screenshots"));
