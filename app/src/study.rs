@@ -52,8 +52,7 @@ pub struct Description {
 /// Longest title or purpose the form accepts.
 pub const MAX_DESCRIPTION_CHARS: usize = 2_000;
 
-/// Stores the description on the relay (and keeps a copy in this browser, since the relay
-/// serves blobs only against a commitment); returns its CID.
+/// Stores the description on the relay (and keeps a copy in this browser); returns its CID.
 pub async fn publish_description(description: &Description) -> AppResult<Cid> {
     let bytes = serde_json::to_vec(description).map_err(|e| AppError::Input(e.to_string()))?;
     let cid = Cid::of(&bytes);
@@ -66,12 +65,28 @@ fn description_key(cid: &Cid) -> String {
     format!("study-description/{}", cid.to_text())
 }
 
-/// The description, if this browser holds a copy whose bytes hash to `cid`.
-pub async fn local_description(cid: &Cid) -> Option<Description> {
-    let bytes = crate::idb::get(&description_key(cid)).await.ok()??;
-    if !cid.matches(&bytes) {
-        return None;
-    }
+/// The description of study `id`, whose verified terms name `cid`: this browser's copy, else
+/// the relay's public copy. Either must hash to `cid`, so a relay cannot swap the text.
+/// `None` when neither is available or valid (the page shows the study without it).
+pub async fn description(id: &RecordId, cid: &Cid) -> Option<Description> {
+    let local = crate::idb::get(&description_key(cid)).await.ok().flatten();
+    let bytes = match local {
+        Some(bytes) if cid.matches(&bytes) => bytes,
+        _ => {
+            let url = format!("/studies/{}/description", id.to_hex());
+            let bytes = crate::http::request("GET", &url, None).await.ok()?.ok().ok()?;
+            if !cid.matches(&bytes) {
+                leptos::logging::warn!(
+                    "study {}: the relay's description does not match its CID",
+                    id.to_hex()
+                );
+                return None;
+            }
+            // Kept, so the relay is asked once per study.
+            let _ = crate::idb::put(&description_key(cid), &bytes).await;
+            bytes
+        }
+    };
     serde_json::from_slice(&bytes).ok()
 }
 

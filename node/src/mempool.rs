@@ -43,14 +43,28 @@
 //! from a key that is not an account) would otherwise stay until its signer's nonce moves past
 //! it, blocking its signer's later txs ([`Rejected::NonceTaken`]) and, from many free keys,
 //! filling the pool. Every tx therefore expires `ttl_blocks` commits after admission.
+//!
+//! # Recheck
+//! A signer's next tx can stop being executable after admission: a block revoked the consent
+//! it uses, or spent the balance it moves. Left alone it would fail at every proposal and hold
+//! its signer's later nonces ([`Rejected::NonceTaken`]) until it expires. So after each commit
+//! [`Mempool::remove_committed`] executes, on the new state, the next tx of signers whose
+//! next tx has already sat through a commit (at most [`MAX_RECHECKS_PER_COMMIT`], rotating),
+//! and evicts each that fails. Its reason is kept ([`Mempool::eviction`], the last
+//! [`EVICTIONS_KEPT`]), so the submitter can learn why its tx will never land.
 
 use ledger::crypto::sha256;
 use ledger::exec::{apply_checked_tx, check_tx_stateless, expected_nonce, MAX_BLOCK_BYTES, MAX_BLOCK_TXS};
 use ledger::state::{Overlay, StateDiff, StateRead};
 use ledger::tx::MAX_TX_BYTES;
 use ledger::{BlockContext, Hash, PublicKey, Tx, TxError};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
+
+/// Most signers' next txs re-executed after one commit (the recheck's cost is bounded per block).
+pub const MAX_RECHECKS_PER_COMMIT: usize = 64;
+/// Most eviction reasons remembered (oldest forgotten first).
+pub const EVICTIONS_KEPT: usize = 10_000;
 
 /// Limits of one pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -128,6 +142,9 @@ pub struct Mempool {
     bytes: usize,
     /// Blocks committed since the pool was made (drives expiry).
     commits: u64,
+    /// Why recently evicted txs were dropped, by tx hash, with their order for forgetting.
+    evictions: HashMap<Hash, TxError>,
+    eviction_order: VecDeque<Hash>,
 }
 
 impl fmt::Debug for Mempool {
@@ -151,7 +168,14 @@ impl Mempool {
             by_hash: BTreeMap::new(),
             bytes: 0,
             commits: 0,
+            evictions: HashMap::new(),
+            eviction_order: VecDeque::new(),
         }
+    }
+
+    /// Why the tx `hash` was evicted by a recheck, if it was one of the last [`EVICTIONS_KEPT`].
+    pub fn eviction(&self, hash: &Hash) -> Option<&TxError> {
+        self.evictions.get(hash)
     }
 
     /// Admission: stateless checks ([`check_tx_stateless`]), duplicate by tx hash, nonce at
@@ -323,9 +347,10 @@ impl Mempool {
         (txs, block.into_diff())
     }
 
-    /// After a block commits (`state` includes it): drops its txs and every tx whose nonce is
-    /// now below its signer's expected nonce.
-    pub fn remove_committed(&mut self, state: &dyn StateRead, committed: &[Vec<u8>]) {
+    /// After a block commits (`state` includes it): drops its txs, every tx whose nonce is now
+    /// below its signer's expected nonce and every expired tx, then rechecks signers' next txs
+    /// against the block to come (`next`; see the module docs).
+    pub fn remove_committed(&mut self, state: &dyn StateRead, committed: &[Vec<u8>], next: &BlockContext) {
         self.commits += 1;
         let oldest_kept = self.commits.saturating_sub(self.config.ttl_blocks);
         let Mempool {
@@ -364,6 +389,64 @@ impl Mempool {
             });
             !queue.is_empty()
         });
+        self.recheck(state, next);
+    }
+
+    /// Re-executes up to [`MAX_RECHECKS_PER_COMMIT`] signers' next txs that have sat through
+    /// a commit, starting at a signer that rotates with the commit count, and evicts the ones
+    /// that fail on `state`.
+    fn recheck(&mut self, state: &dyn StateRead, next: &BlockContext) {
+        if self.queues.is_empty() {
+            return;
+        }
+        let start = (self.commits % self.queues.len() as u64) as usize;
+        let mut failed: Vec<(PublicKey, u64, TxError)> = Vec::new();
+        let mut checked = 0;
+        let signers = self
+            .queues
+            .iter()
+            .skip(start)
+            .chain(self.queues.iter().take(start));
+        for (signer, queue) in signers {
+            if checked == MAX_RECHECKS_PER_COMMIT {
+                break;
+            }
+            let Ok(expected) = expected_nonce(state, signer) else {
+                continue;
+            };
+            // Admitted before the last commit: it had a proposal to get into.
+            let Some(head) = queue.get(&expected).filter(|h| h.admitted_at + 1 < self.commits) else {
+                continue;
+            };
+            checked += 1;
+            match apply_checked_tx(state, next, &head.tx) {
+                Ok(_) => {}
+                // Unreadable state says nothing about the tx.
+                Err(TxError::Corrupt(error)) => tracing::error!(%error, "mempool: recheck cannot read state"),
+                Err(error) => failed.push((*signer, expected, error)),
+            }
+        }
+        for (signer, nonce, error) in failed {
+            let Some(queue) = self.queues.get_mut(&signer) else {
+                continue;
+            };
+            let Some(entry) = queue.remove(&nonce) else {
+                continue;
+            };
+            if queue.is_empty() {
+                self.queues.remove(&signer);
+            }
+            self.by_hash.remove(&entry.hash);
+            self.bytes -= entry.bytes.len();
+            tracing::info!(hash = %entry.hash, %signer, nonce, %error, "mempool: evicted a tx that no longer executes");
+            if self.eviction_order.len() == EVICTIONS_KEPT {
+                if let Some(oldest) = self.eviction_order.pop_front() {
+                    self.evictions.remove(&oldest);
+                }
+            }
+            self.eviction_order.push_back(entry.hash);
+            self.evictions.insert(entry.hash, error);
+        }
     }
 
     /// Checks the indexes agree with each other and with the bounds.
@@ -458,7 +541,7 @@ mod tests {
         // With a fixed validator set the block writes nothing but its txs' writes.
         assert_eq!(&outcome.diff, diff);
         chain.block_of_bytes(txs).expect("reaped block commits");
-        pool.remove_committed(&chain.state, txs);
+        pool.remove_committed(&chain.state, txs, &chain.ctx());
         pool.assert_consistent();
     }
 
@@ -737,11 +820,44 @@ mod tests {
         // The pool keeps the overdraw: a later block may find the funds.
         assert_eq!(pool.len(), 2);
         chain.fund(a, 1_000);
-        pool.remove_committed(&chain.state, &[]);
+        pool.remove_committed(&chain.state, &[], &chain.ctx());
         let (txs, diff) = pool.reap(&chain.state, &chain.ctx(), 100, usize::MAX);
         assert_eq!(txs, vec![a_overdraw, a_after]);
         commit(&mut chain, &mut pool, &txs, &diff);
         assert!(pool.is_empty());
+    }
+
+    #[test]
+    fn a_next_tx_that_stops_executing_is_evicted_with_its_reason() {
+        let (mut chain, mut actors, mut pool) = setup(1, MempoolConfig::default());
+        let a = &mut actors[0];
+        let spend = pay(&chain, a, 600);
+        let overdraw = pay(&chain, a, 600);
+        let later = pay(&chain, a, 1);
+        for bytes in [&spend, &overdraw, &later] {
+            pool.insert(&chain.state, bytes.clone()).unwrap();
+        }
+        let overdraw_hash = sha256(&overdraw);
+        let (txs, diff) = pool.reap(&chain.state, &chain.ctx(), 100, usize::MAX);
+        assert_eq!(txs, vec![spend]);
+        // Committed in the block after its admission: it had no proposal to miss yet.
+        commit(&mut chain, &mut pool, &txs, &diff);
+        assert!(pool.contains(&overdraw_hash));
+        // One empty block later it has missed one and fails on the new state: evicted.
+        chain.block(&[]).unwrap();
+        pool.remove_committed(&chain.state, &[], &chain.ctx());
+        pool.assert_consistent();
+        assert!(!pool.contains(&overdraw_hash));
+        assert!(matches!(
+            pool.eviction(&overdraw_hash),
+            Some(TxError::InsufficientBalance { needed: 600, .. })
+        ));
+        // The later tx waits behind the freed nonce, which its signer may now fill again.
+        assert_eq!(pool.len(), 1);
+        let refill = pay_at(&chain, a, signer_nonce(&overdraw).1, 10);
+        pool.insert(&chain.state, refill.clone()).unwrap();
+        let (txs, _) = pool.reap(&chain.state, &chain.ctx(), 100, usize::MAX);
+        assert_eq!(txs, vec![refill, later]);
     }
 
     #[test]
@@ -779,7 +895,7 @@ mod tests {
         let b_other = pay_at(&chain, &actors[1], 1, 2);
         let block = vec![a_txs[0].clone(), a_txs[1].clone(), b_other];
         chain.block_of_bytes(&block).unwrap();
-        pool.remove_committed(&chain.state, &block);
+        pool.remove_committed(&chain.state, &block, &chain.ctx());
         pool.assert_consistent();
         let hash = |bytes: &Vec<u8>| Tx::from_bytes(bytes).unwrap().hash();
         assert!(!pool.contains(&hash(&a_txs[0])) && !pool.contains(&hash(&a_txs[1])));
@@ -890,11 +1006,11 @@ mod tests {
         pool.insert(&chain.state, gapped.to_bytes()).unwrap();
         for _ in 0..3 {
             chain.block(&[]).unwrap();
-            pool.remove_committed(&chain.state, &[]);
+            pool.remove_committed(&chain.state, &[], &chain.ctx());
             assert_eq!(pool.len(), 1);
         }
         chain.block(&[]).unwrap();
-        pool.remove_committed(&chain.state, &[]);
+        pool.remove_committed(&chain.state, &[], &chain.ctx());
         assert!(pool.is_empty());
         assert_eq!(pool.bytes(), 0);
     }

@@ -103,6 +103,10 @@ impl NodeHandle {
     pub fn mempool_len(&self) -> usize {
         self.mempool.lock().map(|p| p.len()).unwrap_or(0)
     }
+    /// Why the mempool evicted tx `hash` after admitting it (it will not be committed).
+    pub fn mempool_eviction(&self, hash: &Hash) -> Option<ledger::TxError> {
+        self.mempool.lock().ok()?.eviction(hash).cloned()
+    }
     /// Admits a tx to the mempool (checks chain id, signature, nonce, size); returns its hash.
     pub fn submit_tx(&self, tx_bytes: Vec<u8>) -> Result<Hash, Rejected> {
         let result = match self.mempool.lock() {

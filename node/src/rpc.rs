@@ -5,7 +5,7 @@
 //! - `POST /tx` (body: borsh tx bytes) → `{"hash"}` or 400 `{"error"}`; new txs are forwarded
 //!   to `peer_rpcs` so every proposer's mempool has them.
 //! - `GET /status`, `/header/{h}`, `/commit/{h}`, `/block/{h}`, `/validators/{h}` (borsh bytes
-//!   for the last four), `/tx/{hash}` → `{"height"}`, `/proof/{h}?key=HEX` → borsh
+//!   for the last four), `/tx/{hash}` → `{"height"}` (404 while pending, 410 with the reason once evicted), `/proof/{h}?key=HEX` → borsh
 //!   `(Option<Vec<u8>>, StateProof)`, `/metrics` (Prometheus).
 
 use crate::node::NodeHandle;
@@ -129,7 +129,11 @@ async fn tx_status(State(api): State<Api>, Path(hash): Path<String>) -> Response
     };
     match api.node.tx_height(&hash) {
         Ok(Some(height)) => Json(serde_json::json!({ "height": height })).into_response(),
-        Ok(None) => error(StatusCode::NOT_FOUND, "not committed"),
+        Ok(None) => match api.node.mempool_eviction(&hash) {
+            // Admitted, then found to no longer execute: it never will, so stop waiting.
+            Some(reason) => error(StatusCode::GONE, format!("evicted from the mempool: {reason}")),
+            None => error(StatusCode::NOT_FOUND, "not committed"),
+        },
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
 }

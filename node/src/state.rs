@@ -424,8 +424,14 @@ impl NodeState {
         if root != header.state_root {
             return Err(ProposalError::HeaderMismatch("state_root after commit"));
         }
+        // The recheck judges the pool's next txs as the next block would.
+        let next = BlockContext {
+            chain_id: self.chain_id.clone(),
+            height: height.0 + 1,
+            time: header.time,
+        };
         if let Ok(mut pool) = self.mempool.lock() {
-            pool.remove_committed(self.store.as_ref(), &prepared.block.txs);
+            pool.remove_committed(self.store.as_ref(), &prepared.block.txs, &next);
             self.metrics.mempool_size.set(pool.len() as i64);
         }
         self.store.prune_pending_below(height.0 + 1)?;

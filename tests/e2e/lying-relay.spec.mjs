@@ -88,6 +88,8 @@ await withLiar('signature', async (page, liar) => {
   const after = await headHeight(page);
   check(after >= head, `the verified head stays on screen (#${after})`);
   check((await page.getByTestId('fork').count()) === 0, 'a bad signature is not reported as a fork');
+  await page.getByTestId('conn-halted').waitFor({ timeout: 10_000 });
+  check((await page.getByTestId('conn').count()) === 0, 'not shown as live with no trusted relay');
   await shot(page, 'lying-relay-signature');
 });
 
@@ -105,5 +107,8 @@ await withLiar('fork', async (page) => {
   check(shown >= head, `a verified head is still shown (#${shown})`);
   await page.waitForTimeout(5_000);
   check((await headHeight(page)) === shown, 'no new header is trusted after the fork');
+  const halted = await page.getByTestId('conn-halted').innerText();
+  check(/halted: fork/.test(halted), `the connection shows the halt, not "live": "${halted}"`);
+  check((await page.getByTestId('conn').count()) === 0, 'no green "live" during a fork');
   await shot(page, 'lying-relay-fork');
 });

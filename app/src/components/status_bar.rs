@@ -7,11 +7,32 @@ use leptos::prelude::*;
 #[component]
 pub fn StatusBar() -> impl IntoView {
     let state = use_state();
+    // "Live" means new verified headers keep coming: not after a fork (the client halts) nor
+    // while every relay is marked untrusted (nothing it serves is accepted).
+    let halted = move || {
+        state.status.with(|s| {
+            s.as_ref().and_then(|s| {
+                if s.fork.is_some() {
+                    Some("fork detected, no new header is trusted")
+                } else if !s.relays.is_empty() && s.relays.iter().all(|r| r.faulty.is_some()) {
+                    Some("no trusted relay")
+                } else {
+                    None
+                }
+            })
+        })
+    };
     let conn = move || match state.conn.get() {
         Conn::Connecting(what) => {
             view! { <span class="conn connecting">"connecting: " {what}</span> }.into_any()
         }
-        Conn::Live => view! { <span class="conn live" data-testid="conn">"● live"</span> }.into_any(),
+        Conn::Live => match halted() {
+            Some(why) => {
+                view! { <span class="conn failed" data-testid="conn-halted">"✖ halted: " {why}</span> }
+                    .into_any()
+            }
+            None => view! { <span class="conn live" data-testid="conn">"● live"</span> }.into_any(),
+        },
         Conn::Failed(why) => {
             view! { <span class="conn failed" data-testid="conn-failed">"✖ not connected: " {why}</span> }
                 .into_any()

@@ -218,7 +218,7 @@ fn MyStudies(me: Identity) -> impl IntoView {
                 }
                 out.push(MyStudy {
                     id,
-                    description: study::local_description(&s.terms.description).await,
+                    description: study::description(&id, &s.terms.description).await,
                     study: s,
                     participants,
                     proof,

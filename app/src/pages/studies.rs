@@ -121,7 +121,7 @@ pub fn PatientStudies(me: Identity) -> impl IntoView {
                 rows.push(Row {
                     id,
                     matched: study::match_study(&s, &commitments, now),
-                    description: study::local_description(&s.terms.description).await,
+                    description: study::description(&id, &s.terms.description).await,
                     proof: Proof::from(&part),
                     participation: part.value,
                     study: s,

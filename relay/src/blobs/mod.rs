@@ -48,7 +48,7 @@ use ledger::access::{may_read, AccessDenied};
 use ledger::codec::CodecError;
 use ledger::crypto::{AccountKeys, Address, Hash, SignatureError};
 use ledger::state::keys;
-use ledger::state::records::{AccessBasis, DataCommitment};
+use ledger::state::records::{AccessBasis, DataCommitment, Study};
 use ledger::state::{CorruptState, StateRead, StateReadExt};
 use ledger::tx::{AccessRequest, SignedAccessRequest};
 use ledger::types::{Cid, RecordId, TimeMs};
@@ -59,6 +59,8 @@ use tracing::{debug, info, warn};
 
 /// How far a request's time may be from the relay's clock, either way.
 pub const MAX_REQUEST_SKEW_MS: u64 = 5 * 60 * 1000;
+/// Largest study description served publicly: a title and a purpose as JSON.
+pub const MAX_DESCRIPTION_BYTES: u64 = 16 * 1024;
 /// Most served requests remembered for replay protection (about 100 bytes each).
 pub const REPLAY_CAPACITY: usize = 100_000;
 
@@ -96,6 +98,8 @@ pub enum BlobError {
     Denied(AccessDenied),
     #[error("blob {0} is not stored on this relay")]
     NotStored(Cid),
+    #[error("no study {0:?} on chain")]
+    UnknownStudy(RecordId),
     #[error("the relay's account {0:?} is not an admitted organisation, so it cannot record reads")]
     RelayNotAdmitted(Address),
     #[error("the access record was not accepted: {0}")]
@@ -137,7 +141,7 @@ impl BlobError {
             BlobError::Replay(ReplayError::Replayed { .. }) => RefusalKind::Replayed,
             BlobError::Replay(ReplayError::Full { .. }) => RefusalKind::Busy,
             BlobError::Denied(_) => RefusalKind::Denied,
-            BlobError::NotStored(_) => RefusalKind::NotStored,
+            BlobError::NotStored(_) | BlobError::UnknownStudy(_) => RefusalKind::NotStored,
             BlobError::RelayNotAdmitted(_) => RefusalKind::RelayNotAdmitted,
             BlobError::RecordRejected(_)
             | BlobError::Corrupt(_)
@@ -360,12 +364,38 @@ impl BlobService {
                 committed: commitment.cid,
             });
         }
+        // Gone for everyone, whatever their consent (an erasure is public on chain anyway):
+        // "erased" rather than the access rule's "denied", so clients can say why.
+        if commitment.erased_at.is_some() {
+            return Err(BlobError::Erased(commitment.cid));
+        }
         let (reader, id, purpose) = (&request.reader, &request.commitment, request.purpose);
         // At the request time: the basis the on-chain access record will carry...
         let basis = may_read(state, reader, id, purpose, request.time)?;
         // ...and now, so a back-dated request cannot use a consent revoked since.
         may_read(state, reader, id, purpose, now)?;
         Ok(basis)
+    }
+
+    /// The public description of study `id`: the blob its on-chain terms name (title and
+    /// purpose, JSON), for anyone. Studies are public and this serves no other blob: the CID
+    /// comes from verified state, not from the caller.
+    pub async fn study_description(&self, id: &RecordId) -> Result<Bytes, BlobError> {
+        let study: Study = self
+            .inner
+            .chain
+            .snapshot()?
+            .read(&keys::study(id))?
+            .ok_or(BlobError::UnknownStudy(*id))?;
+        let cid = study.terms.description;
+        let bytes = self.inner.store.get(&cid).await?;
+        if bytes.len() as u64 > MAX_DESCRIPTION_BYTES {
+            return Err(BlobError::TooLarge {
+                size: bytes.len() as u64,
+                limit: MAX_DESCRIPTION_BYTES,
+            });
+        }
+        Ok(bytes)
     }
 
     /// Deletes everything stored for `cid`; returns the bytes freed.

@@ -7,6 +7,8 @@
 //! - `POST /blobs/get` (body: borsh `SignedAccessRequest`) → the ciphertext, with the access
 //!   record's tx hash in `x-medledger-access-record`; refusals are JSON
 //!   `{"error": kind, "reason": text}` with 403 for denials (see [`status_of`]);
+//! - `GET /studies/{id}/description`: a study's public description, the blob its on-chain
+//!   terms name (anyone may read it; no other blob is served without a signed request);
 //! - `/node/...`: the embedded node's own API (`node::rpc`: tx submission, blocks, proofs)
 //!   for native tools, until they speak libp2p.
 //!
@@ -87,6 +89,7 @@ pub fn router(state: HttpState, peer_rpcs: Vec<String>) -> Router {
             "/blobs/get",
             post(get_blob).layer(DefaultBodyLimit::max(GET_REQUEST_LIMIT)),
         )
+        .route("/studies/{id}/description", get(study_description))
         .with_state(state)
         .nest("/node", node_api)
         .fallback(move |method: Method, uri: Uri| {
@@ -177,6 +180,28 @@ fn body_error(rejection: BytesRejection) -> Response {
         RefusalKind::Malformed
     };
     refused(kind, rejection.body_text())
+}
+
+async fn study_description(State(state): State<HttpState>, Path(id): Path<String>) -> Response {
+    let Ok(id) = ledger::types::RecordId::from_hex(&id) else {
+        return refused(
+            RefusalKind::Malformed,
+            "the path must be a study id (64 hex digits)",
+        );
+    };
+    match state.blobs.study_description(&id).await {
+        Ok(bytes) => (
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                // A study's terms never change, so neither does the blob they name.
+                (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+                (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Err(error) => blob_error(error),
+    }
 }
 
 async fn put_blob(

@@ -308,18 +308,18 @@ async fn reads_follow_consent_and_are_recorded_on_chain() {
         blobs.put(cid, ciphertext.clone()).await,
         Err(BlobError::Erased(c)) if c == cid
     ));
+    // Gone for the patient too, and said so: "erased", not "denied" (HTTP 410).
     let own = blobs
         .get(&request(&patient, &chain_id, commitment, cid, now_ms()))
         .await;
-    assert!(
-        matches!(own, Err(BlobError::Denied(AccessDenied::Erased(_)))),
-        "{own:?}"
-    );
+    assert!(matches!(own, Err(BlobError::Erased(c)) if c == cid), "{own:?}");
+    let over_http = post_get(&dev, &request(&patient, &chain_id, commitment, cid, now_ms())).await;
+    assert_eq!(json_error(over_http).await, (410, "erased".into()));
 
     let metrics = dev.relay.metrics.export();
     for line in [
         "medledger_relay_blob_gets_total 8",
-        "medledger_relay_blob_denials_total 5",
+        "medledger_relay_blob_denials_total 4",
         "medledger_relay_blobs_erased_total 1",
     ] {
         assert!(metrics.contains(line), "missing {line:?} in\n{metrics}");

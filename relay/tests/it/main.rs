@@ -7,4 +7,5 @@ mod blob_store;
 mod cli;
 mod light_client;
 mod network;
+mod studies;
 mod support;
