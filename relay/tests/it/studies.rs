@@ -9,14 +9,22 @@ use ledger::tx::{Action, StudyCriteria, StudyTerms};
 use ledger::types::{loinc, Cid, LoincCode, RecordId, TimeRange, DAY_MS};
 use relay::dev::RESEARCHER;
 
+/// `GET /studies/{study}/description` on the dev relay.
+async fn description_of(dev: &DevRelay, study: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .get(dev.url(&format!("/studies/{study}/description")))
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_study_description_is_public_and_nothing_else_is() {
     let dev = DevRelay::start().await;
-    let http = reqwest::Client::new();
     let researcher = dev.account(RESEARCHER);
     let text = br#"{"title":"Night-time hypoglycaemia","purpose":"How often CGM users go low at night"}"#;
     let description = Cid::of(text);
-    let stored = http
+    let stored = reqwest::Client::new()
         .put(dev.url(&format!("/blobs/{}", description.to_text())))
         .body(text.to_vec())
         .send()
@@ -26,11 +34,7 @@ async fn a_study_description_is_public_and_nothing_else_is() {
 
     // Before the study exists the blob is like any other: not served without a request.
     let unknown = RecordId::from_hex(&"ab".repeat(32)).unwrap();
-    let missing = http
-        .get(dev.url(&format!("/studies/{}/description", unknown.to_hex())))
-        .send()
-        .await
-        .unwrap();
+    let missing = description_of(&dev, &unknown.to_hex()).await;
     assert_eq!(missing.status(), 404);
 
     let now = now_ms();
@@ -60,11 +64,7 @@ async fn a_study_description_is_public_and_nothing_else_is() {
         .last()
         .unwrap();
 
-    let served = http
-        .get(dev.url(&format!("/studies/{}/description", study.to_hex())))
-        .send()
-        .await
-        .unwrap();
+    let served = description_of(&dev, &study.to_hex()).await;
     assert_eq!(served.status(), 200);
     assert_eq!(
         served.headers()["content-type"].to_str().unwrap(),
@@ -72,10 +72,6 @@ async fn a_study_description_is_public_and_nothing_else_is() {
     );
     assert_eq!(served.bytes().await.unwrap().as_ref(), text);
 
-    let malformed = http
-        .get(dev.url("/studies/not-a-study/description"))
-        .send()
-        .await
-        .unwrap();
+    let malformed = description_of(&dev, "not-a-study").await;
     assert_eq!(malformed.status(), 400);
 }
