@@ -20,8 +20,15 @@ export async function launch() {
   });
   const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
   const logs = [];
-  page.on('console', (m) => logs.push(`[${m.type()}] ${m.text()}`));
-  page.on('pageerror', (e) => logs.push(`[pageerror] ${e.stack ?? e.message}`));
+  // MEDLEDGER_CONSOLE=1 streams the page's console as it happens (for a spec that hangs);
+  // otherwise the last lines are printed only on failure.
+  const live = process.env.MEDLEDGER_CONSOLE === '1';
+  const log = (line) => {
+    logs.push(line);
+    if (live) console.log(`${new Date().toISOString()} ${line}`);
+  };
+  page.on('console', (m) => log(`[${m.type()}] ${m.text()}`));
+  page.on('pageerror', (e) => log(`[pageerror] ${e.stack ?? e.message}`));
   return { browser, page, logs };
 }
 

@@ -35,6 +35,26 @@ function studyRow(page) {
   return page.getByTestId('study-row').filter({ hasText: TITLE });
 }
 
+// Waits for a `tx-ok` message containing `text`, printing each new progress message on the
+// way (a delivery has many steps) and failing at once on a `tx-error`.
+async function waitOutcome(page, text, timeout) {
+  const until = Date.now() + timeout;
+  let last = '';
+  while (Date.now() < until) {
+    const error = page.getByTestId('tx-error');
+    if (await error.count()) throw new Error(`FAILED: ${await error.first().innerText()}`);
+    const ok = await page.getByTestId('tx-ok').allInnerTexts();
+    const now = ok.join(' | ');
+    if (now !== last) {
+      console.log(`  … ${now}`);
+      last = now;
+    }
+    if (ok.some((m) => m.includes(text))) return;
+    await page.waitForTimeout(1000);
+  }
+  throw new Error(`FAILED: no "${text}" within ${timeout / 1000} s (last: ${last})`);
+}
+
 async function joinAndDeliver(page, patient) {
   await actAs(page, patient, 'tab-patient');
   await page.getByTestId('studies').waitFor();
@@ -43,12 +63,12 @@ async function joinAndDeliver(page, patient) {
   await row.getByTestId('study-match').filter({ hasText: 'matches' }).waitFor({ timeout: 180_000 });
   check(true, `${patient}'s data matches the study: ${await row.getByTestId('study-match').innerText()}`);
   await row.getByTestId('join-study').click();
-  await page.getByTestId('tx-ok').filter({ hasText: 'joined: included' }).waitFor({ timeout: 120_000 });
+  await waitOutcome(page, 'joined: included', 120_000);
   check(true, `${patient} joined (research consent + JoinStudy in verified blocks)`);
   await row.getByTestId('deliver-study').waitFor({ timeout: 60_000 });
   await row.getByTestId('deliver-study').click();
-  await page.getByTestId('tx-ok').filter({ hasText: 'deliver: delivered' }).waitFor({ timeout: 480_000 });
-  check(true, `${patient} delivered: ${await page.getByTestId('tx-ok').filter({ hasText: 'deliver:' }).innerText()}`);
+  await waitOutcome(page, 'is released to you', 480_000);
+  check(true, `${patient} delivered: ${await page.getByTestId('tx-ok').filter({ hasText: 'is released to you' }).innerText()}`);
   await waitBalance(page, before + REWARD);
   check(true, `${patient}'s verified balance rose by exactly the reward: ${before} → ${before + REWARD}`);
   await row.getByTestId('study-paid').waitFor({ timeout: 60_000 });
