@@ -98,7 +98,7 @@ struct ImportArgs {
     #[arg(long, value_name = "MIN", default_value_t = 60)]
     window_minutes: u64,
 
-    /// Check and report only; commit nothing.
+    /// Check (also against the readings already on chain) and report only; commit nothing.
     #[arg(long)]
     dry_run: bool,
 }
@@ -244,7 +244,22 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
     let (keys, chain) = patient_keys(&args.who)?;
     let input = std::fs::read(&args.bundle).with_context(|| format!("reading {}", args.bundle.display()))?;
     let entries = import::read_entries(&input)?;
-    let (accepted, rejected) = import::check_entries(&entries, gateway::run::wall_now());
+    let (accepted, mut rejected) = import::check_entries(&entries, gateway::run::wall_now());
+    let client = connect(&args.relay, chain).await?;
+    // Readings already on chain (an earlier import of the same file, or the device's own) are
+    // kept once.
+    let accepted = match import::span(&accepted) {
+        Some(range) => {
+            let on_chain = relay::on_chain_readings(&client, &keys, range)
+                .await
+                .context("reading the patient's batches in the import's time range")?;
+            let (kept, already) = import::drop_on_chain(accepted, &on_chain);
+            rejected.extend(already);
+            kept
+        }
+        None => accepted,
+    };
+    rejected.sort_by_key(|r| r.index);
     for r in &rejected {
         tracing::warn!(entry = r.index, reason = %r.reason, "observation rejected");
         println!("rejected entry {}: {}", r.index, r.reason);
@@ -260,7 +275,6 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
     if args.dry_run || batches.is_empty() {
         return Ok(());
     }
-    let client = connect(&args.relay, chain).await?;
     let mut rng = rand::rngs::StdRng::from_entropy();
     let committed = relay::commit_batches(&client, &keys, &batches, &mut rng)
         .await

@@ -11,8 +11,8 @@ use crate::mempool::Mempool;
 use crate::metrics::NodeMetrics;
 use crate::store::{BlockStore, StoreError};
 use bytes::Bytes;
-use ledger::crypto::{verify_signature, Hash, SigningKey};
-use ledger::exec::{apply_block, BlockError, BlockOutcome, MAX_BLOCK_BYTES};
+use ledger::crypto::{sha256, verify_signature, Hash, SigningKey};
+use ledger::exec::{apply_block_verified_in_part, BlockError, BlockOutcome, MAX_BLOCK_BYTES};
 use ledger::header::{Block, Commit, CommitSignature, Header};
 use ledger::BlockContext;
 use malachitebft_app_channel::app::types::core::{
@@ -203,7 +203,8 @@ impl NodeState {
             pool.reap(self.store.as_ref(), &ctx, MAX_PROPOSAL_TXS, MAX_BLOCK_BYTES / 2)
                 .0
         };
-        let outcome = apply_block(self.store.as_ref(), &ctx, &txs)?;
+        // Every reaped tx passed this node's admission checks, signature included.
+        let outcome = apply_block_verified_in_part(self.store.as_ref(), &ctx, &txs, |_| true)?;
         let state_root = self.store.state_root_after(&outcome.diff, height.0)?;
         let last_block_id = last.map_or(Hash::ZERO, |h| h.id());
         let header = outcome.header(&ctx, last_block_id, state_root, self.address.0);
@@ -289,7 +290,18 @@ impl NodeState {
             height: height.0,
             time: header.time,
         };
-        let outcome = apply_block(self.store.as_ref(), &ctx, &block.txs)?;
+        // Txs this node's mempool admitted (same canonical bytes, so the same hash) had their
+        // signatures checked here already; the others are checked now.
+        let admitted: Vec<bool> = {
+            let pool = self
+                .mempool
+                .lock()
+                .map_err(|_| ProposalError::Malformed("mempool lock poisoned".into()))?;
+            block.txs.iter().map(|tx| pool.contains(&sha256(tx))).collect()
+        };
+        let outcome = apply_block_verified_in_part(self.store.as_ref(), &ctx, &block.txs, |i| {
+            admitted.get(i).copied().unwrap_or(false)
+        })?;
         if outcome.tx_root != header.tx_root {
             return Err(ProposalError::HeaderMismatch("tx_root"));
         }

@@ -12,7 +12,9 @@
 //! display text, is compared) and a finite value in a plausible range; an
 //! `effectiveDateTime` (or `effectiveInstant`) with a time of day and zone, after 1970 and not
 //! after `now`. Anything else is rejected with a [`Rejection`] naming what was wrong, and a
-//! reading already accepted at the same time with the same code is rejected as a duplicate.
+//! reading already accepted at the same time with the same code is rejected as a duplicate,
+//! within the input and against the patient's readings already on chain ([`drop_on_chain`]:
+//! importing the same file twice commits nothing the second time).
 //!
 //! # What is stored
 //! Accepted readings are stored in the gateway's own Observation shape
@@ -37,7 +39,7 @@ use fhir_model::r4b::resources::{
 use fhir_model::r4b::types::Quantity;
 use fhir_model::{DateTime, Instant};
 use ledger::crypto::Address;
-use ledger::types::{loinc, LoincCode, TimeMs, TimeRange, ValueError};
+use ledger::types::{loinc, LoincCode, RecordId, TimeMs, TimeRange, ValueError};
 use std::collections::{BTreeMap, HashMap};
 
 /// Most readings in one imported batch; a window holding more is split.
@@ -89,6 +91,46 @@ pub enum Rejection {
     InFuture { at: TimeMs, now: TimeMs },
     #[error("the same reading ({code} at {at} ms) is entry {first}")]
     Duplicate { code: String, at: TimeMs, first: usize },
+    #[error("already on chain: a reading of {code} at {at} ms is in commitment {commitment}")]
+    AlreadyOnChain {
+        code: String,
+        at: TimeMs,
+        /// The commitment (hex) that holds it.
+        commitment: String,
+    },
+}
+
+/// Readings the patient already has on chain, by (LOINC code, time): an import run twice, or
+/// overlapping an earlier one, keeps each reading once.
+pub type OnChain = HashMap<(&'static str, TimeMs), RecordId>;
+
+/// Rejects the accepted readings that `on_chain` already holds (module docs); returns the
+/// readings left and the rejections, by position.
+pub fn drop_on_chain(accepted: Vec<Accepted>, on_chain: &OnChain) -> (Vec<Accepted>, Vec<Rejected>) {
+    let mut kept = Vec::with_capacity(accepted.len());
+    let mut rejected = Vec::new();
+    for a in accepted {
+        let code = fhir::code_of(&a.value);
+        match on_chain.get(&(code, a.time)) {
+            Some(commitment) => rejected.push(Rejected {
+                index: a.index,
+                reason: Rejection::AlreadyOnChain {
+                    code: code.to_owned(),
+                    at: a.time,
+                    commitment: commitment.to_hex(),
+                },
+            }),
+            None => kept.push(a),
+        }
+    }
+    (kept, rejected)
+}
+
+/// The time range `accepted` spans, if any: what [`OnChain`] needs to cover.
+pub fn span(accepted: &[Accepted]) -> Option<TimeRange> {
+    let start = accepted.iter().map(|a| a.time).min()?;
+    let end = accepted.iter().map(|a| a.time).max()?;
+    Some(TimeRange { start, end })
 }
 
 /// Why an import could not start at all.
@@ -440,6 +482,42 @@ mod tests {
             "effectiveDateTime": at,
             "valueQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}
         })
+    }
+
+    #[test]
+    fn readings_already_on_chain_are_rejected_and_the_rest_kept() {
+        let reading = |index: usize, time: TimeMs, value: Measurement| Accepted {
+            index,
+            time,
+            value,
+            source_id: None,
+        };
+        let accepted = vec![
+            reading(0, T0, Measurement::Glucose(104.0)),
+            reading(1, T0, Measurement::HeartRate(61.0)),
+            reading(2, T0 + 60_000, Measurement::Glucose(110.0)),
+        ];
+        assert_eq!(
+            span(&accepted),
+            Some(TimeRange {
+                start: T0,
+                end: T0 + 60_000
+            })
+        );
+        assert_eq!(span(&[]), None);
+        let commitment = RecordId([7; 32]);
+        // The glucose reading at T0 is on chain; the heart rate at the same time is not.
+        let on_chain: OnChain = [(("99504-3", T0), commitment)].into_iter().collect();
+        let (kept, rejected) = drop_on_chain(accepted, &on_chain);
+        assert_eq!(kept.iter().map(|a| a.index).collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!(rejected.len(), 1);
+        assert_eq!(rejected[0].index, 0);
+        assert!(
+            matches!(&rejected[0].reason, Rejection::AlreadyOnChain { code, at, commitment: c }
+                if code == "99504-3" && *at == T0 && *c == commitment.to_hex()),
+            "{:?}",
+            rejected[0].reason
+        );
     }
 
     /// The reading a case yields, or a test of the reason it is rejected for.

@@ -13,14 +13,16 @@
 use crate::batch::{self, Reader};
 use crate::chain::{ChainError, RelayClient, Snapshot};
 use crate::envelope::{open_batch_verified, seal_lines, EnvelopeError};
+use crate::fhir;
 use crate::portability::export::PatientRecord;
-use crate::portability::import::ImportBatch;
+use crate::portability::import::{self, ImportBatch, OnChain};
 use crate::run::wall_now;
+use fhir_model::r4b::resources::Observation;
 use ledger::crypto::{AccountKeys, PublicKey};
 use ledger::state::keys::{self, ListKind};
 use ledger::state::records::{Account, Consent, DataCommitment, Device};
 use ledger::tx::{Action, Grantee, Tx};
-use ledger::types::{Cid, DataCategory, Purpose, RecordId, Role};
+use ledger::types::{Cid, DataCategory, Purpose, RecordId, Role, TimeMs, TimeRange};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
@@ -85,7 +87,7 @@ async fn read_batch(
     keys: Arc<AccountKeys>,
     id: RecordId,
     commitment: DataCommitment,
-) -> Result<(RecordId, u64, Vec<fhir_model::r4b::resources::Observation>), PortabilityError> {
+) -> Result<(RecordId, u64, Vec<Observation>), PortabilityError> {
     let request = ledger::tx::AccessRequest {
         chain_id: client.chain_id().to_owned(),
         reader: keys.address(),
@@ -150,30 +152,10 @@ pub async fn fetch_record(
         "reading batches"
     );
 
-    // Read a few blobs at a time; keep commitment order in the result.
-    let order: std::collections::HashMap<RecordId, usize> = commitments
-        .iter()
-        .enumerate()
-        .map(|(i, (id, _))| (*id, i))
-        .collect();
-    let mut batches: Vec<Option<Vec<_>>> = vec![None; commitments.len()];
-    let keys = Arc::new(keys.clone());
-    let mut pending = commitments.into_iter();
-    let mut tasks = JoinSet::new();
-    loop {
-        while tasks.len() < PARALLEL_READS {
-            let Some((id, c)) = pending.next() else { break };
-            tasks.spawn(read_batch(client.clone(), keys.clone(), id, c));
-        }
-        let Some(done) = tasks.join_next().await else {
-            break;
-        };
-        let (id, bytes, observations) = done.map_err(|e| PortabilityError::Task(e.to_string()))??;
+    let batches = read_batches(client, keys, commitments).await?;
+    for (_, bytes, _) in &batches {
         stats.batches += 1;
         stats.blob_bytes += bytes;
-        if let Some(slot) = order.get(&id).and_then(|&i| batches.get_mut(i)) {
-            *slot = Some(observations);
-        }
     }
 
     let mut consents = Vec::new();
@@ -193,11 +175,84 @@ pub async fn fetch_record(
         PatientRecord {
             patient: me,
             devices,
-            observations: batches.into_iter().flatten().flatten().collect(),
+            observations: batches.into_iter().flat_map(|(_, _, o)| o).collect(),
             consents,
         },
         stats,
     ))
+}
+
+/// Reads and checks the blobs of `commitments`, a few at a time; the result keeps their
+/// order: (commitment, blob bytes, Observations).
+async fn read_batches(
+    client: &RelayClient,
+    keys: &AccountKeys,
+    commitments: Vec<(RecordId, DataCommitment)>,
+) -> Result<Vec<(RecordId, u64, Vec<Observation>)>, PortabilityError> {
+    let order: std::collections::HashMap<RecordId, usize> = commitments
+        .iter()
+        .enumerate()
+        .map(|(i, (id, _))| (*id, i))
+        .collect();
+    let mut batches: Vec<Option<(RecordId, u64, Vec<Observation>)>> = vec![None; commitments.len()];
+    let keys = Arc::new(keys.clone());
+    let mut pending = commitments.into_iter();
+    let mut tasks = JoinSet::new();
+    loop {
+        while tasks.len() < PARALLEL_READS {
+            let Some((id, c)) = pending.next() else { break };
+            tasks.spawn(read_batch(client.clone(), keys.clone(), id, c));
+        }
+        let Some(done) = tasks.join_next().await else {
+            break;
+        };
+        let batch = done.map_err(|e| PortabilityError::Task(e.to_string()))??;
+        if let Some(slot) = order.get(&batch.0).and_then(|&i| batches.get_mut(i)) {
+            *slot = Some(batch);
+        }
+    }
+    Ok(batches.into_iter().flatten().collect())
+}
+
+/// The readings the patient already has on chain within `range` (every batch of readings,
+/// from devices or earlier imports, not erased, whose time range overlaps it), by code and
+/// time, read and checked like an export's. An import drops these ([`import::drop_on_chain`]).
+pub async fn on_chain_readings(
+    client: &RelayClient,
+    keys: &AccountKeys,
+    range: TimeRange,
+) -> Result<OnChain, PortabilityError> {
+    let snap = client.snapshot().await?;
+    let me = keys.address();
+    patient_account(client, &snap, &me).await?;
+    let mut overlapping = Vec::new();
+    for id in client.list(&snap, ListKind::PatientCommitments, &me.0).await? {
+        let Some(c) = client
+            .read::<DataCommitment>(&snap, &keys::commitment(&id))
+            .await?
+        else {
+            continue;
+        };
+        let overlaps = c.time_range.start <= range.end && range.start <= c.time_range.end;
+        if c.category == DataCategory::DeviceReadings && c.erased_at.is_none() && overlaps {
+            overlapping.push((id, c));
+        }
+    }
+    let mut on_chain = OnChain::new();
+    for (id, _, observations) in read_batches(client, keys, overlapping).await? {
+        for o in &observations {
+            // Batches on chain passed these checks when sealed; one that does not now (an older
+            // gateway's) cannot be compared and is left out.
+            if let Ok((at, value)) = import::check_observation(o, TimeMs::MAX) {
+                on_chain.insert((fhir::code_of(&value), at), id);
+            }
+        }
+    }
+    debug!(
+        readings = on_chain.len(),
+        "readings already on chain in the import's range"
+    );
+    Ok(on_chain)
 }
 
 /// The patient's grantees in force whose data keys a new batch is wrapped for: the same rule

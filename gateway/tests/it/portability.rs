@@ -237,5 +237,50 @@ async fn an_export_passes_fhir_resources_and_an_import_keeps_the_valid_rest() {
             (min(4), vec![("99504-3".to_owned(), 118.0)]),
         ]
     );
+
+    // The same file again: every valid reading is already on chain, nothing is committed.
+    let again = gateway_cli(&[
+        "import",
+        "--relay",
+        &relay.url(),
+        "--keys",
+        keys_arg,
+        "--patient",
+        "patient-1",
+        "--bundle",
+        input_path.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&again.stdout).into_owned();
+    println!("{stdout}");
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert!(
+        stdout.contains("7 entries: 0 accepted in 0 batches, 7 rejected"),
+        "{stdout}"
+    );
+    for entry in [0, 2, 5] {
+        let line = format!("rejected entry {entry}: already on chain");
+        assert!(
+            stdout.lines().any(|l| l.starts_with(&line)),
+            "entry {entry}: {stdout}"
+        );
+    }
+    let snap = client.snapshot().await.unwrap();
+    let device_less = |ids: Vec<RecordId>| async {
+        let mut n = 0;
+        for id in ids {
+            let c: DataCommitment = client.read(&snap, &keys::commitment(&id)).await.unwrap().unwrap();
+            n += usize::from(c.device.is_none());
+        }
+        n
+    };
+    let ids = client
+        .list(&snap, ListKind::PatientCommitments, &me.0)
+        .await
+        .unwrap();
+    assert_eq!(device_less(ids).await, 2, "the second import committed nothing");
     drop(relay);
 }

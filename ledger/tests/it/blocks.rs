@@ -161,3 +161,44 @@ fn block_limits_and_malformed_bytes_are_typed_errors() {
         .get(&ledger::state::keys::account(&alice.address()))
         .is_none());
 }
+
+#[test]
+fn only_the_signatures_a_node_has_not_checked_are_verified_again() {
+    use ledger::exec::apply_block_verified_in_part;
+    let mut chain = TestChain::new(1);
+    let mut alice = chain.register(1, Role::Patient);
+    let bob = chain.register(2, Role::Patient);
+    chain.fund(&alice, 10);
+    let good = alice.tx(Action::Transfer {
+        to: bob.address(),
+        amount: 1,
+    });
+    let mut forged = alice.tx(Action::Transfer {
+        to: bob.address(),
+        amount: 1,
+    });
+    forged.signature = good.signature;
+    let txs = vec![good.to_bytes(), forged.to_bytes()];
+    let ctx = chain.ctx();
+    // Unchecked, the forged signature fails the block and is named by its index...
+    for checked in [|_: usize| false, |i: usize| i == 0] {
+        let err = apply_block_verified_in_part(&chain.state, &ctx, &txs, checked).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                BlockError::Tx {
+                    index: 1,
+                    error: TxError::BadSignature(_)
+                }
+            ),
+            "{err:?}"
+        );
+    }
+    assert_eq!(
+        apply_block(&chain.state, &ctx, &txs).unwrap_err(),
+        apply_block_verified_in_part(&chain.state, &ctx, &txs, |_| false).unwrap_err()
+    );
+    // ...and a tx the caller vouches for is not checked again: only the node's own mempool
+    // may vouch (the node passes exactly the txs it admitted).
+    assert!(apply_block_verified_in_part(&chain.state, &ctx, &txs, |_| true).is_ok());
+}
