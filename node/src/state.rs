@@ -195,16 +195,19 @@ impl NodeState {
             height: height.0,
             time,
         };
+        // One read transaction for the whole block: a read of the store itself opens one per
+        // key, thousands per block.
+        let state = self.store.state_snapshot()?;
         let txs = {
             let pool = self
                 .mempool
                 .lock()
                 .map_err(|_| ProposalError::Malformed("mempool lock poisoned".into()))?;
-            pool.reap(self.store.as_ref(), &ctx, MAX_PROPOSAL_TXS, MAX_BLOCK_BYTES / 2)
-                .0
+            pool.reap(&state, &ctx, MAX_PROPOSAL_TXS, MAX_BLOCK_BYTES / 2).0
         };
         // Every reaped tx passed this node's admission checks, signature included.
-        let outcome = apply_block_verified_in_part(self.store.as_ref(), &ctx, &txs, |_| true)?;
+        let outcome = apply_block_verified_in_part(&state, &ctx, &txs, |_| true)?;
+        drop(state);
         let state_root = self.store.state_root_after(&outcome.diff, height.0)?;
         let last_block_id = last.map_or(Hash::ZERO, |h| h.id());
         let header = outcome.header(&ctx, last_block_id, state_root, self.address.0);
@@ -299,9 +302,11 @@ impl NodeState {
                 .map_err(|_| ProposalError::Malformed("mempool lock poisoned".into()))?;
             block.txs.iter().map(|tx| pool.contains(&sha256(tx))).collect()
         };
-        let outcome = apply_block_verified_in_part(self.store.as_ref(), &ctx, &block.txs, |i| {
+        let state = self.store.state_snapshot()?;
+        let outcome = apply_block_verified_in_part(&state, &ctx, &block.txs, |i| {
             admitted.get(i).copied().unwrap_or(false)
         })?;
+        drop(state);
         if outcome.tx_root != header.tx_root {
             return Err(ProposalError::HeaderMismatch("tx_root"));
         }
@@ -442,10 +447,12 @@ impl NodeState {
             height: height.0 + 1,
             time: header.time,
         };
+        let state = self.store.state_snapshot()?;
         if let Ok(mut pool) = self.mempool.lock() {
-            pool.remove_committed(self.store.as_ref(), &prepared.block.txs, &next);
+            pool.remove_committed(&state, &prepared.block.txs, &next);
             self.metrics.mempool_size.set(pool.len() as i64);
         }
+        drop(state);
         self.store.prune_pending_below(height.0 + 1)?;
         self.prepared.retain(|_, p| p.block.header.height > height.0);
         self.metrics.height.set(height.0 as i64);

@@ -505,7 +505,7 @@ mod tests {
             })
         );
         assert_eq!(span(&[]), None);
-        let commitment = RecordId([7; 32]);
+        let commitment: RecordId = ledger::crypto::Hash([7; 32]);
         // The glucose reading at T0 is on chain; the heart rate at the same time is not.
         let on_chain: OnChain = [(("99504-3", T0), commitment)].into_iter().collect();
         let (kept, rejected) = drop_on_chain(accepted, &on_chain);

@@ -15,7 +15,7 @@ use gateway::sim::Measurement;
 use ledger::state::keys::{self, ListKind};
 use ledger::state::records::DataCommitment;
 use ledger::tx::AccessRequest;
-use ledger::types::Purpose;
+use ledger::types::{Purpose, RecordId};
 use serde_json::json;
 use std::path::Path;
 use std::process::Command;
