@@ -183,15 +183,34 @@ impl Mempool {
     /// `max_per_signer`, not taken by another pending tx; bounded in total count and bytes and
     /// per signer. Returns the tx hash; the caller gossips the tx on.
     pub fn insert(&mut self, state: &dyn StateRead, tx_bytes: Vec<u8>) -> Result<Hash, Rejected> {
-        // Re-gossip of a held tx costs one hash, no signature check. Encodings are canonical
-        // (ledger::codec), so equal hashes of raw bytes mean the same tx.
+        self.refuse_held(&tx_bytes)?;
+        let tx = check_tx_stateless(&self.chain_id, &tx_bytes)?;
+        self.insert_checked(state, tx)
+    }
+
+    /// `Duplicate` if the pool holds exactly these bytes. Re-gossip of a held tx costs one
+    /// hash, no signature check. Encodings are canonical (ledger::codec), so equal hashes of
+    /// raw bytes mean the same tx.
+    pub fn refuse_held(&self, tx_bytes: &[u8]) -> Result<(), Rejected> {
         if tx_bytes.len() <= MAX_TX_BYTES {
-            let hash = sha256(&tx_bytes);
+            let hash = sha256(tx_bytes);
             if self.by_hash.contains_key(&hash) {
                 return Err(Rejected::Duplicate(hash));
             }
         }
-        let tx = check_tx_stateless(&self.chain_id, &tx_bytes)?;
+        Ok(())
+    }
+
+    /// The chain id txs are checked against.
+    pub fn chain_id(&self) -> &str {
+        &self.chain_id
+    }
+
+    /// [`Mempool::insert`] for a tx that already passed
+    /// [`ledger::exec::check_tx_stateless`] for this pool's chain id (size, chain id,
+    /// signature): a node runs that check before taking the pool's lock, so admissions do not
+    /// hold up proposing and committing.
+    pub fn insert_checked(&mut self, state: &dyn StateRead, tx: Tx) -> Result<Hash, Rejected> {
         let bytes = tx.to_bytes();
         let hash = sha256(&bytes);
         if self.by_hash.contains_key(&hash) {

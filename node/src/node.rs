@@ -109,17 +109,26 @@ impl NodeHandle {
     }
     /// Admits a tx to the mempool (checks chain id, signature, nonce, size); returns its hash.
     pub fn submit_tx(&self, tx_bytes: Vec<u8>) -> Result<Hash, Rejected> {
-        let result = match self.mempool.lock() {
-            Ok(mut pool) => {
-                let r = pool.insert(self.store.as_ref(), tx_bytes);
-                self.metrics.mempool_size.set(pool.len() as i64);
-                r
-            }
-            Err(_) => Err(Rejected::PoolFull { max_txs: 0 }),
-        };
+        let result = self.admit(&tx_bytes);
         if result.is_err() {
             self.metrics.txs_rejected.inc();
         }
+        result
+    }
+    /// [`Self::submit_tx`]: the signature check, most of an admission's cost, runs between two
+    /// short holds of the pool's lock, so a burst of submissions does not stall proposing,
+    /// checking and committing blocks, which take the same lock.
+    fn admit(&self, tx_bytes: &[u8]) -> Result<Hash, Rejected> {
+        let poisoned = || Rejected::PoolFull { max_txs: 0 };
+        let chain_id = {
+            let pool = self.mempool.lock().map_err(|_| poisoned())?;
+            pool.refuse_held(tx_bytes)?;
+            pool.chain_id().to_owned()
+        };
+        let tx = ledger::exec::check_tx_stateless(&chain_id, tx_bytes)?;
+        let mut pool = self.mempool.lock().map_err(|_| poisoned())?;
+        let result = pool.insert_checked(self.store.as_ref(), tx);
+        self.metrics.mempool_size.set(pool.len() as i64);
         result
     }
     /// Every block committed from now on.
