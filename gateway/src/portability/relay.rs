@@ -131,13 +131,7 @@ pub async fn fetch_record(
     }
 
     let mut commitments = Vec::new();
-    for id in client.list(&snap, ListKind::PatientCommitments, &me.0).await? {
-        let Some(c) = client
-            .read::<DataCommitment>(&snap, &keys::commitment(&id))
-            .await?
-        else {
-            continue;
-        };
+    for (id, c) in patient_commitments(client, &snap, &me).await? {
         if c.category != DataCategory::DeviceReadings {
             stats.skipped_notes += 1;
         } else if c.erased_at.is_some() {
@@ -153,10 +147,8 @@ pub async fn fetch_record(
     );
 
     let batches = read_batches(client, keys, commitments).await?;
-    for (_, bytes, _) in &batches {
-        stats.batches += 1;
-        stats.blob_bytes += bytes;
-    }
+    stats.batches = batches.len();
+    stats.blob_bytes = batches.iter().map(|(_, bytes, _)| bytes).sum();
 
     let mut consents = Vec::new();
     for id in client.list(&snap, ListKind::PatientConsents, &me.0).await? {
@@ -180,6 +172,27 @@ pub async fn fetch_record(
         },
         stats,
     ))
+}
+
+/// Every commitment on the patient's list, read with its proof, in list order.
+async fn patient_commitments(
+    client: &RelayClient,
+    snap: &Snapshot,
+    patient: &PublicKey,
+) -> Result<Vec<(RecordId, DataCommitment)>, PortabilityError> {
+    let mut out = Vec::new();
+    for id in client
+        .list(snap, ListKind::PatientCommitments, &patient.0)
+        .await?
+    {
+        if let Some(c) = client
+            .read::<DataCommitment>(snap, &keys::commitment(&id))
+            .await?
+        {
+            out.push((id, c));
+        }
+    }
+    Ok(out)
 }
 
 /// Reads and checks the blobs of `commitments`, a few at a time; the result keeps their
@@ -225,19 +238,15 @@ pub async fn on_chain_readings(
     let snap = client.snapshot().await?;
     let me = keys.address();
     patient_account(client, &snap, &me).await?;
-    let mut overlapping = Vec::new();
-    for id in client.list(&snap, ListKind::PatientCommitments, &me.0).await? {
-        let Some(c) = client
-            .read::<DataCommitment>(&snap, &keys::commitment(&id))
-            .await?
-        else {
-            continue;
-        };
-        let overlaps = c.time_range.start <= range.end && range.start <= c.time_range.end;
-        if c.category == DataCategory::DeviceReadings && c.erased_at.is_none() && overlaps {
-            overlapping.push((id, c));
-        }
-    }
+    let overlapping: Vec<_> = patient_commitments(client, &snap, &me)
+        .await?
+        .into_iter()
+        .filter(|(_, c)| {
+            c.category == DataCategory::DeviceReadings
+                && c.erased_at.is_none()
+                && c.time_range.overlaps(&range)
+        })
+        .collect();
     let mut on_chain = OnChain::new();
     for (id, _, observations) in read_batches(client, keys, overlapping).await? {
         for o in &observations {

@@ -161,24 +161,29 @@ async fn an_export_passes_fhir_resources_and_an_import_keeps_the_valid_rest() {
     ]});
     let input_path = dir.path().join("import.json");
     std::fs::write(&input_path, serde_json::to_vec(&input).unwrap()).unwrap();
-    let run = gateway_cli(&[
-        "import",
-        "--relay",
-        &relay.url(),
-        "--keys",
-        keys_arg,
-        "--patient",
-        "patient-1",
-        "--bundle",
-        input_path.to_str().unwrap(),
-    ]);
-    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
-    println!("{stdout}");
-    assert!(
-        run.status.success(),
-        "import failed: {}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    // Runs `medledger-gateway import` of the bundle as patient-1; its stdout, checked it passed.
+    let import = || {
+        let run = gateway_cli(&[
+            "import",
+            "--relay",
+            &relay.url(),
+            "--keys",
+            keys_arg,
+            "--patient",
+            "patient-1",
+            "--bundle",
+            input_path.to_str().unwrap(),
+        ]);
+        let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+        println!("{stdout}");
+        assert!(
+            run.status.success(),
+            "import failed: {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        stdout
+    };
+    let stdout = import();
     for (entry, reason) in [
         (1, "expected \"mg/dL\""),
         (3, "status \"preliminary\""),
@@ -239,24 +244,7 @@ async fn an_export_passes_fhir_resources_and_an_import_keeps_the_valid_rest() {
     );
 
     // The same file again: every valid reading is already on chain, nothing is committed.
-    let again = gateway_cli(&[
-        "import",
-        "--relay",
-        &relay.url(),
-        "--keys",
-        keys_arg,
-        "--patient",
-        "patient-1",
-        "--bundle",
-        input_path.to_str().unwrap(),
-    ]);
-    let stdout = String::from_utf8_lossy(&again.stdout).into_owned();
-    println!("{stdout}");
-    assert!(
-        again.status.success(),
-        "{}",
-        String::from_utf8_lossy(&again.stderr)
-    );
+    let stdout = import();
     assert!(
         stdout.contains("7 entries: 0 accepted in 0 batches, 7 rejected"),
         "{stdout}"
