@@ -22,6 +22,11 @@ pub struct NodeConfig {
     /// Other nodes' HTTP APIs: new txs are forwarded there so they reach every proposer.
     #[serde(default)]
     pub peer_rpcs: Vec<String>,
+    /// How many times a tx is forwarded between nodes: 1 reaches every mempool when
+    /// `peer_rpcs` lists every other validator (as `localnet` writes it); raise it if they
+    /// form a partial mesh.
+    #[serde(default = "default_tx_forward_hops")]
+    pub tx_forward_hops: u32,
     /// Minimum time between blocks in ms (0 = as fast as consensus goes).
     #[serde(default)]
     pub target_block_time_ms: u64,
@@ -35,6 +40,9 @@ pub struct NodeConfig {
 fn default_propose_timeout() -> u64 {
     3_000
 }
+fn default_tx_forward_hops() -> u32 {
+    1
+}
 fn default_mempool_max() -> usize {
     50_000
 }
@@ -47,6 +55,7 @@ impl NodeConfig {
             persistent_peers: vec![],
             rpc_listen: format!("127.0.0.1:{rpc_port}"),
             peer_rpcs: vec![],
+            tx_forward_hops: default_tx_forward_hops(),
             target_block_time_ms: 0,
             propose_timeout_ms: default_propose_timeout(),
             mempool_max_txs: default_mempool_max(),

@@ -128,7 +128,11 @@ async fn main() -> anyhow::Result<()> {
             let listener = tokio::net::TcpListener::bind(&config.rpc_listen)
                 .await
                 .with_context(|| format!("binding {}", config.rpc_listen))?;
-            let api = node::rpc::router(running.handle.clone(), config.peer_rpcs.clone());
+            let api = node::rpc::router(
+                running.handle.clone(),
+                config.peer_rpcs.clone(),
+                config.tx_forward_hops,
+            );
             let server = tokio::spawn(async move { axum::serve(listener, api).await });
             let mut consensus = running.consensus;
             tokio::select! {

@@ -131,6 +131,52 @@ impl NodeHandle {
         self.metrics.mempool_size.set(pool.len() as i64);
         result
     }
+    /// [`Self::submit_tx`] for many txs, one verdict each in order: the signatures are
+    /// checked as one batch ([`ledger::exec::check_txs_stateless`]) between two holds of the
+    /// pool's lock, one for the duplicate checks and one for the inserts.
+    pub fn submit_txs(&self, txs: &[Vec<u8>]) -> Vec<Result<Hash, Rejected>> {
+        let poisoned = || Rejected::PoolFull { max_txs: 0 };
+        let mut verdicts: Vec<Option<Result<Hash, Rejected>>> = vec![None; txs.len()];
+        let (chain_id, fresh) = match self.mempool.lock() {
+            Ok(pool) => {
+                let mut fresh = Vec::with_capacity(txs.len());
+                for (i, tx) in txs.iter().enumerate() {
+                    match pool.refuse_held(tx) {
+                        Ok(()) => fresh.push(i),
+                        Err(rejected) => verdicts[i] = Some(Err(rejected)),
+                    }
+                }
+                (pool.chain_id().to_owned(), fresh)
+            }
+            Err(_) => return txs.iter().map(|_| Err(poisoned())).collect(),
+        };
+        let bytes: Vec<&[u8]> = fresh.iter().map(|&i| txs[i].as_slice()).collect();
+        let checked = ledger::exec::check_txs_stateless(&chain_id, &bytes);
+        match self.mempool.lock() {
+            Ok(mut pool) => {
+                for (&i, check) in fresh.iter().zip(checked) {
+                    verdicts[i] = Some(
+                        check
+                            .map_err(Rejected::from)
+                            .and_then(|tx| pool.insert_checked(self.store.as_ref(), tx)),
+                    );
+                }
+                self.metrics.mempool_size.set(pool.len() as i64);
+            }
+            Err(_) => {
+                for &i in &fresh {
+                    verdicts[i] = Some(Err(poisoned()));
+                }
+            }
+        }
+        let verdicts: Vec<Result<Hash, Rejected>> = verdicts
+            .into_iter()
+            .map(|v| v.unwrap_or_else(|| Err(poisoned())))
+            .collect();
+        let rejected = verdicts.iter().filter(|v| v.is_err()).count();
+        self.metrics.txs_rejected.inc_by(rejected as u64);
+        verdicts
+    }
     /// Every block committed from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<FinalizedBlock> {
         self.finalized.subscribe()

@@ -4,6 +4,12 @@
 //! - `POST /txs` (body: borsh `Vec<Vec<u8>>`) → one result per tx, for load and batching.
 //! - `POST /tx` (body: borsh tx bytes) → `{"hash"}` or 400 `{"error"}`; new txs are forwarded
 //!   to `peer_rpcs` so every proposer's mempool has them.
+//!
+//! Forwarding counts hops in the [`FORWARD_HOPS_HEADER`] header: a node forwards the txs it
+//! admitted only while the count is below its `tx_forward_hops` (1 by default: with
+//! `peer_rpcs` naming every other validator, as localnets do, one hop reaches every mempool).
+//! Without the limit each node would send every tx on again, and each would arrive at every
+//! node three times in a 4-validator mesh, two of them only to be refused as duplicates.
 //! - `GET /status`, `/header/{h}`, `/commit/{h}`, `/block/{h}`, `/validators/{h}` (borsh bytes
 //!   for the last four), `/tx/{hash}` → `{"height"}` (404 while pending, 410 with the reason once evicted), `/proof/{h}?key=HEX` → borsh
 //!   `(Option<Vec<u8>>, StateProof)`, `/metrics` (Prometheus).
@@ -11,7 +17,7 @@
 use crate::node::NodeHandle;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -25,17 +31,58 @@ pub const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
 /// Most txs in one `/txs` batch.
 pub const MAX_BATCH_TXS: usize = 10_000;
 
+/// How many times the txs of a request were already forwarded between nodes (absent: 0,
+/// a client's submission).
+pub const FORWARD_HOPS_HEADER: &str = "x-medledger-forward-hops";
+
 #[derive(Clone)]
 struct Api {
     node: NodeHandle,
     peers: Arc<Vec<String>>,
+    forward_hops: u32,
     client: reqwest::Client,
 }
 
-pub fn router(node: NodeHandle, peer_rpcs: Vec<String>) -> Router {
+impl Api {
+    /// Sends `body` to `path` on every peer if txs that came `hops` hops may go one further.
+    fn forward(&self, path: &str, body: Bytes, hops: u32) {
+        if hops >= self.forward_hops {
+            return;
+        }
+        for peer in self.peers.iter() {
+            let request = self
+                .client
+                .post(format!("http://{peer}{path}"))
+                .header(FORWARD_HOPS_HEADER, (hops + 1).to_string())
+                .body(body.clone());
+            tokio::spawn(async move {
+                if let Err(e) = request.send().await {
+                    debug!(error = %e, "tx forward failed");
+                }
+            });
+        }
+    }
+}
+
+/// The hop count of a request; an unreadable header counts as the last hop, so a confused
+/// peer cannot start a forwarding loop.
+fn hops(headers: &HeaderMap) -> u32 {
+    match headers.get(FORWARD_HOPS_HEADER) {
+        None => 0,
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(u32::MAX),
+    }
+}
+
+/// `forward_hops`: how many times txs admitted here are forwarded on (see the module docs).
+pub fn router(node: NodeHandle, peer_rpcs: Vec<String>, forward_hops: u32) -> Router {
     let api = Api {
         node,
         peers: Arc::new(peer_rpcs),
+        forward_hops,
         client: reqwest::Client::new(),
     };
     Router::new()
@@ -65,17 +112,10 @@ fn borsh_or_404<T: borsh::BorshSerialize>(value: Result<Option<T>, crate::store:
     }
 }
 
-async fn submit_tx(State(api): State<Api>, body: Bytes) -> Response {
+async fn submit_tx(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Response {
     match api.node.submit_tx(body.to_vec()) {
         Ok(hash) => {
-            for peer in api.peers.iter() {
-                let (client, url, bytes) = (api.client.clone(), format!("http://{peer}/tx"), body.clone());
-                tokio::spawn(async move {
-                    if let Err(e) = client.post(&url).body(bytes).send().await {
-                        debug!(%url, error = %e, "tx forward failed");
-                    }
-                });
-            }
+            api.forward("/tx", body, hops(&headers));
             Json(serde_json::json!({ "hash": hash.to_hex() })).into_response()
         }
         Err(rejected) => {
@@ -87,7 +127,7 @@ async fn submit_tx(State(api): State<Api>, body: Bytes) -> Response {
 
 /// `POST /txs`: borsh `Vec<Vec<u8>>` of txs → one JSON result per tx, in order. Accepted
 /// txs are forwarded to peers as one batch.
-async fn submit_txs(State(api): State<Api>, body: Bytes) -> Response {
+async fn submit_txs(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Response {
     let txs: Vec<Vec<u8>> = match ledger::codec::decode_limited(&body, MAX_BATCH_BYTES) {
         Ok(txs) => txs,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
@@ -98,10 +138,21 @@ async fn submit_txs(State(api): State<Api>, body: Bytes) -> Response {
             format!("batch of {} txs exceeds {MAX_BATCH_TXS}", txs.len()),
         );
     }
+    // Signature checks are most of the work: keep them off the async workers.
+    let node = api.node.clone();
+    let (txs, verdicts) = match tokio::task::spawn_blocking(move || {
+        let verdicts = node.submit_txs(&txs);
+        (txs, verdicts)
+    })
+    .await
+    {
+        Ok(done) => done,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    };
     let mut results = Vec::with_capacity(txs.len());
     let mut accepted = Vec::new();
-    for tx in txs {
-        match api.node.submit_tx(tx.clone()) {
+    for (tx, verdict) in txs.into_iter().zip(verdicts) {
+        match verdict {
             Ok(hash) => {
                 results.push(serde_json::json!({ "hash": hash.to_hex() }));
                 accepted.push(tx);
@@ -110,15 +161,11 @@ async fn submit_txs(State(api): State<Api>, body: Bytes) -> Response {
         }
     }
     if !accepted.is_empty() {
-        let batch = Bytes::from(ledger::codec::encode(&accepted));
-        for peer in api.peers.iter() {
-            let (client, url, bytes) = (api.client.clone(), format!("http://{peer}/txs"), batch.clone());
-            tokio::spawn(async move {
-                if let Err(e) = client.post(&url).body(bytes).send().await {
-                    debug!(%url, error = %e, "batch forward failed");
-                }
-            });
-        }
+        api.forward(
+            "/txs",
+            Bytes::from(ledger::codec::encode(&accepted)),
+            hops(&headers),
+        );
     }
     Json(results).into_response()
 }

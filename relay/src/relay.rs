@@ -154,7 +154,7 @@ impl Relay {
         let (network, event_loop) =
             listening.serve(light.clone(), blobs.clone(), metrics.clone(), multiaddrs.clone());
         tasks.push(tokio::spawn(event_loop.run()));
-        let app = http::router(state, node_config.peer_rpcs.clone());
+        let app = http::router(state, node_config.peer_rpcs.clone(), node_config.tx_forward_hops);
         tasks.push(tokio::spawn(async move {
             if let Err(error) = axum::serve(listener, app).await {
                 error!(%error, "HTTP server stopped");

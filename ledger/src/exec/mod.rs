@@ -96,6 +96,44 @@ pub fn check_tx_stateless(chain_id: &str, tx_bytes: &[u8]) -> Result<Tx, TxError
     Ok(tx)
 }
 
+/// [`check_tx_stateless`] for many txs at once, with the same verdict for each: their
+/// signatures are verified as one batch (about half the time of one by one), and only if the
+/// batch fails are they checked one by one to find the bad ones. For admitting a client's or a
+/// peer's batch of txs.
+pub fn check_txs_stateless(chain_id: &str, txs: &[&[u8]]) -> Vec<Result<Tx, TxError>> {
+    let mut results: Vec<Result<Tx, TxError>> = txs
+        .iter()
+        .map(|bytes| {
+            let tx = decode_tx(bytes)?;
+            check_chain(chain_id, &tx)?;
+            Ok(tx)
+        })
+        .collect();
+    let sign_bytes: Vec<(usize, Vec<u8>)> = results
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.as_ref().ok().map(|tx| (i, tx.body.sign_bytes())))
+        .collect();
+    let mut batch = SignatureBatch::new();
+    for (i, bytes) in &sign_bytes {
+        if let Ok(tx) = &results[*i] {
+            batch.queue(&tx.body.signer, bytes, &tx.signature);
+        }
+    }
+    if batch.verify().is_err() {
+        for (i, bytes) in &sign_bytes {
+            let verdict = match &results[*i] {
+                Ok(tx) => crate::crypto::verify_signature(&tx.body.signer, bytes, &tx.signature),
+                Err(_) => continue,
+            };
+            if let Err(e) = verdict {
+                results[*i] = Err(TxError::BadSignature(e));
+            }
+        }
+    }
+    results
+}
+
 fn decode_tx(tx_bytes: &[u8]) -> Result<Tx, TxError> {
     if tx_bytes.len() > MAX_TX_BYTES {
         return Err(TxError::TooLarge {

@@ -202,3 +202,46 @@ fn only_the_signatures_a_node_has_not_checked_are_verified_again() {
     // may vouch (the node passes exactly the txs it admitted).
     assert!(apply_block_verified_in_part(&chain.state, &ctx, &txs, |_| true).is_ok());
 }
+
+#[test]
+fn batch_admission_checks_give_each_tx_the_verdict_of_a_single_check() {
+    use ledger::exec::{check_tx_stateless, check_txs_stateless};
+    let chain = TestChain::new(1);
+    let register = |seed: u64| {
+        let actor = Actor::from_seed(seed);
+        actor.tx_at_current_nonce(Action::RegisterAccount {
+            role: Role::Patient,
+            encryption_key: actor.keys.encryption_key(),
+        })
+    };
+    let good: Vec<Vec<u8>> = (1..=20).map(|seed| register(seed).to_bytes()).collect();
+    let mut forged = register(21);
+    forged.signature.0[5] ^= 1;
+    let mut other_chain = register(22);
+    other_chain.body.chain_id = "another-chain".into();
+    let mut borrowed = register(23);
+    borrowed.signature = register(24).signature;
+    let bad = [
+        forged.to_bytes(),
+        other_chain.to_bytes(),
+        borrowed.to_bytes(),
+        vec![0xff; 7],
+        vec![0u8; ledger::tx::MAX_TX_BYTES + 1],
+    ];
+    let chain_id = chain.ctx().chain_id;
+    // All good (one batch), all bad, and the bad ones spread among the good.
+    let mut mixed = good.clone();
+    for (i, tx) in bad.iter().enumerate() {
+        mixed.insert(i * 4 + 1, tx.clone());
+    }
+    for txs in [good.clone(), bad.to_vec(), mixed, vec![]] {
+        let refs: Vec<&[u8]> = txs.iter().map(Vec::as_slice).collect();
+        let batch = check_txs_stateless(&chain_id, &refs);
+        assert_eq!(batch.len(), txs.len());
+        for (tx, verdict) in txs.iter().zip(batch) {
+            assert_eq!(verdict, check_tx_stateless(&chain_id, tx));
+        }
+    }
+    let refs: Vec<&[u8]> = good.iter().map(Vec::as_slice).collect();
+    assert!(check_txs_stateless(&chain_id, &refs).iter().all(Result::is_ok));
+}

@@ -71,10 +71,11 @@ pub struct Discovery {
     pub protocols: Vec<&'static str>,
 }
 
-/// The HTTP router; `peer_rpcs` are passed to the embedded node's API for tx forwarding.
-pub fn router(state: HttpState, peer_rpcs: Vec<String>) -> Router {
+/// The HTTP router; `peer_rpcs` and `forward_hops` are passed to the embedded node's API for
+/// tx forwarding.
+pub fn router(state: HttpState, peer_rpcs: Vec<String>, forward_hops: u32) -> Router {
     let max_blob = state.blobs.store().max_blob_bytes() as usize;
-    let node_api = node::rpc::router(state.chain.node().clone(), peer_rpcs);
+    let node_api = node::rpc::router(state.chain.node().clone(), peer_rpcs, forward_hops);
     let dist = state.dist.clone();
     Router::new()
         .route("/.well-known/medledger.json", get(discovery))
