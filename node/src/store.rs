@@ -330,11 +330,13 @@ fn begin_write(db: &Database) -> Result<WriteTransaction, StoreError> {
 
 /// Writes a JMT node batch into `txn`: its nodes, and the value of each new leaf node
 /// (see the module docs). `before` reads the tree the batch builds on: a leaf `jmt` moved
-/// keeps the value it had there. Deletions leave no leaf, so they write no value.
+/// keeps the value it had there, found through `leaves_read` (the update read that leaf) or
+/// else by a walk. Deletions leave no leaf, so they write no value.
 fn write_node_batch(
     txn: &WriteTransaction,
     batch: &NodeBatch,
     before: &TreeSnapshot,
+    leaves_read: &LeavesRead,
 ) -> Result<(), StoreError> {
     let mut nodes = txn.open_table(JMT_NODES)?;
     let mut values = txn.open_table(JMT_VALUES)?;
@@ -348,12 +350,15 @@ fn write_node_batch(
             Some(Some(value)) => value.clone(),
             // A leaf for a deleted key would be a bug in `jmt`; refuse to store it.
             Some(None) => return Err(corrupt(names::JMT_NODES, hex::encode(encode(key)))),
-            None => version
-                .checked_sub(1)
-                .map(|previous| before.value(previous, key_hash))
-                .transpose()?
-                .flatten()
-                .ok_or_else(|| corrupt(names::JMT_VALUES, hex::encode(key_hash.0)))?,
+            None => match leaves_read.get(&key_hash) {
+                Some(&old) => before.leaf_value(old, &key_hash)?,
+                None => version
+                    .checked_sub(1)
+                    .map(|previous| before.value(previous, key_hash))
+                    .transpose()?
+                    .flatten(),
+            }
+            .ok_or_else(|| corrupt(names::JMT_VALUES, hex::encode(key_hash.0)))?,
         };
         values.insert(
             &jmt_value_key(version, &key_hash),
@@ -386,7 +391,12 @@ struct PreparedTree {
     diff: StateDiff,
     root: Hash,
     batch: NodeBatch,
+    leaves_read: LeavesRead,
 }
+
+/// The leaf nodes a tree update read from the previous tree: key hash → the leaf's version.
+/// A leaf the update moved is one of them, so its value is found without a walk.
+type LeavesRead = std::collections::HashMap<KeyHash, Version>;
 
 /// The validator node's store on one redb file. See the module docs.
 pub struct BlockStore {
@@ -480,7 +490,7 @@ impl BlockStore {
         let (root, batch) = JellyfishMerkleTree::<_, Sha256>::new(&snapshot)
             .put_value_set(to_value_set(&diff), 0)
             .map_err(|e| snapshot.error(e))?;
-        write_node_batch(&txn, &batch.node_batch, &snapshot)?;
+        write_node_batch(&txn, &batch.node_batch, &snapshot, &snapshot.leaves_read.take())?;
         write_latest(&txn, &diff)?;
         {
             let mut validators = txn.open_table(VALIDATORS)?;
@@ -550,19 +560,20 @@ impl BlockStore {
                 diff: diff.clone(),
                 root,
                 batch,
+                leaves_read: snapshot.leaves_read.take(),
             });
         }
         Ok(root)
     }
 
     /// The tree update [`Self::state_root_after`] computed for exactly `diff` at `height`.
-    fn take_prepared(&self, height: u64, diff: &StateDiff) -> Option<(Hash, NodeBatch)> {
+    fn take_prepared(&self, height: u64, diff: &StateDiff) -> Option<(Hash, NodeBatch, LeavesRead)> {
         let mut prepared = self.prepared.lock().ok()?;
         let i = prepared
             .iter()
             .position(|p| p.height == height && p.diff == *diff)?;
         let p = prepared.swap_remove(i);
-        Some((p.root, p.batch))
+        Some((p.root, p.batch, p.leaves_read))
     }
 
     /// Commits a finalized block in ONE redb write transaction, durable when this returns:
@@ -611,9 +622,12 @@ impl BlockStore {
             });
         }
         let before = TreeSnapshot::open(&self.db)?;
-        let (root, node_batch) = match self.take_prepared(height, diff) {
+        let (root, node_batch, leaves_read) = match self.take_prepared(height, diff) {
             Some(prepared) => prepared,
-            None => tree_update(&before, diff, height).map_err(|e| before.error(e))?,
+            None => {
+                let (root, batch) = tree_update(&before, diff, height).map_err(|e| before.error(e))?;
+                (root, batch, before.leaves_read.take())
+            }
         };
         if root != header.state_root {
             // Dropping `txn` aborts it.
@@ -624,7 +638,7 @@ impl BlockStore {
             });
         }
 
-        write_node_batch(&txn, &node_batch, &before)?;
+        write_node_batch(&txn, &node_batch, &before, &leaves_read)?;
         write_latest(&txn, diff)?;
         {
             txn.open_table(BLOCKS)?.insert(height, encode(block).as_slice())?;
@@ -942,6 +956,7 @@ struct TreeSnapshot {
     nodes: RawTable<&'static [u8]>,
     values: RawTable<&'static [u8; 40]>,
     first_error: RefCell<Option<StoreError>>,
+    leaves_read: RefCell<LeavesRead>,
 }
 
 impl TreeSnapshot {
@@ -952,6 +967,7 @@ impl TreeSnapshot {
             nodes: txn.open_table(JMT_NODES)?,
             values: txn.open_table(JMT_VALUES)?,
             first_error: RefCell::new(None),
+            leaves_read: RefCell::new(LeavesRead::new()),
         })
     }
 
@@ -959,16 +975,33 @@ impl TreeSnapshot {
         let key = encode(node_key);
         match self.nodes.get(key.as_slice())? {
             None => Ok(None),
-            Some(v) => decode_stored(v.value(), names::JMT_NODES, hex::encode(&key)).map(Some),
+            Some(v) => {
+                let node: Node = decode_stored(v.value(), names::JMT_NODES, hex::encode(&key))?;
+                if let Node::Leaf(leaf) = &node {
+                    self.leaves_read
+                        .borrow_mut()
+                        .insert(leaf.key_hash(), node_key.version());
+                }
+                Ok(Some(node))
+            }
         }
     }
 
     /// The value of `key_hash` in the tree of version `max_version`: the value of its leaf.
     fn value(&self, max_version: Version, key_hash: KeyHash) -> Result<Option<OwnedValue>, StoreError> {
-        let Some(leaf_version) = self.leaf_version(max_version, &key_hash)? else {
-            return Ok(None);
-        };
-        let key = jmt_value_key(leaf_version, &key_hash);
+        match self.leaf_version(max_version, &key_hash)? {
+            Some(leaf_version) => self.leaf_value(leaf_version, &key_hash),
+            None => Ok(None),
+        }
+    }
+
+    /// The value stored for the leaf of `key_hash` written at `leaf_version`.
+    fn leaf_value(
+        &self,
+        leaf_version: Version,
+        key_hash: &KeyHash,
+    ) -> Result<Option<OwnedValue>, StoreError> {
+        let key = jmt_value_key(leaf_version, key_hash);
         let Some(value) = self.values.get(&key)? else {
             return Err(corrupt(names::JMT_VALUES, hex::encode(key)));
         };
@@ -1782,7 +1815,7 @@ mod tests {
                         prop_assert_eq!(node_table_key(key.version(), &nibbles), encode(key));
                     }
                     let txn = begin_write(&db).unwrap();
-                    write_node_batch(&txn, &batch, &before).unwrap();
+                    write_node_batch(&txn, &batch, &before, &before.leaves_read.take()).unwrap();
                     drop(before);
                     txn.commit().unwrap();
                     for (key, value) in diff {
