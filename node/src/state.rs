@@ -453,7 +453,6 @@ impl NodeState {
             self.metrics.mempool_size.set(pool.len() as i64);
         }
         drop(state);
-        self.store.prune_pending_below(height.0 + 1)?;
         self.prepared.retain(|_, p| p.block.header.height > height.0);
         self.metrics.height.set(height.0 as i64);
         self.metrics.round.set(cert.round.as_i64());

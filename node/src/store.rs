@@ -380,6 +380,32 @@ fn write_latest(txn: &WriteTransaction, diff: &StateDiff) -> Result<(), StoreErr
     Ok(())
 }
 
+/// Removes the pending proposals of heights below `height` in `txn`.
+fn prune_pending(txn: &WriteTransaction, height: u64) -> Result<(), StoreError> {
+    let mut by_id = txn.open_table(PENDING_BY_ID)?;
+    let mut stale = Vec::new();
+    for entry in by_id.iter()? {
+        let (id, value) = entry?;
+        let id = *id.value();
+        if pending_height(value.value(), &Hash(id))? < height {
+            stale.push(id);
+        }
+    }
+    for id in &stale {
+        by_id.remove(id)?;
+    }
+    let mut at = txn.open_table(PENDING_AT)?;
+    let end = pending_at_key(height, 0);
+    let mut stale = Vec::new();
+    for entry in at.range::<&[u8; 12]>(..&end)? {
+        stale.push(*entry?.0.value());
+    }
+    for key in &stale {
+        at.remove(key)?;
+    }
+    Ok(())
+}
+
 /// The tree update of one diff on top of version `height - 1`, computed by
 /// [`BlockStore::state_root_after`] and reused by [`BlockStore::commit_block`] for the same
 /// height and the same diff, so a block's tree is computed once rather than twice.
@@ -580,7 +606,8 @@ impl BlockStore {
     /// the block under its height, its commit, `validators` (the set that signed it) under
     /// `height` and `next_validators` under `height + 1` (the set for `height + 2` arrives with
     /// the next block), the JMT nodes and values of `diff` as version `height`, the latest-value
-    /// table, the tx-hash → height index and `last_height`.
+    /// table, the tx-hash → height index and `last_height`; the pending proposals of `height`
+    /// and below are removed in the same transaction.
     ///
     /// Refuses, writing nothing: [`StoreError::HeightGap`] unless `height == last_height + 1`;
     /// [`StoreError::Inconsistent`] if the commit is not for this header or the sets do not
@@ -659,6 +686,8 @@ impl BlockStore {
             txn.open_table(META)?
                 .insert(META_LAST_HEIGHT, height.to_be_bytes().as_slice())?;
         }
+        // The proposals of this height and below are no longer needed for a restart.
+        prune_pending(&txn, height + 1)?;
         txn.commit()?;
         if let Ok(mut prepared) = self.prepared.lock() {
             prepared.retain(|p| p.height > height);
@@ -855,29 +884,7 @@ impl BlockStore {
     /// call it with `h + 1`).
     pub fn prune_pending_below(&self, height: u64) -> Result<(), StoreError> {
         let txn = begin_write(&self.db)?;
-        {
-            let mut by_id = txn.open_table(PENDING_BY_ID)?;
-            let mut stale = Vec::new();
-            for entry in by_id.iter()? {
-                let (id, value) = entry?;
-                let id = *id.value();
-                if pending_height(value.value(), &Hash(id))? < height {
-                    stale.push(id);
-                }
-            }
-            for id in &stale {
-                by_id.remove(id)?;
-            }
-            let mut at = txn.open_table(PENDING_AT)?;
-            let end = pending_at_key(height, 0);
-            let mut stale = Vec::new();
-            for entry in at.range::<&[u8; 12]>(..&end)? {
-                stale.push(*entry?.0.value());
-            }
-            for key in &stale {
-                at.remove(key)?;
-            }
-        }
+        prune_pending(&txn, height)?;
         txn.commit()?;
         Ok(())
     }
