@@ -7,7 +7,8 @@
 //! given a [`StateRead`] of the latest committed state, and [`Mempool::reap`] the context of
 //! the block being proposed. Gossip is the node's job: it forwards what [`Mempool::insert`]
 //! accepts, so each tx moves towards the proposer once per node (a tx already held is refused
-//! as [`Rejected::Duplicate`] and not forwarded again).
+//! as [`Rejected::Duplicate`] and not forwarded again), and at most `tx_forward_hops` times
+//! (see `rpc`).
 //!
 //! # Admission
 //! [`Mempool::insert`] answers accept (the tx hash) or one typed [`Rejected`] reason, checking

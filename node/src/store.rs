@@ -237,7 +237,7 @@ fn node_table_key(version: Version, nibbles: &[u8]) -> Vec<u8> {
 /// Nibble `i` of a key hash (the path `jmt` follows from the root).
 fn key_nibble(key_hash: &KeyHash, i: usize) -> u8 {
     let byte = key_hash.0[i / 2];
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         byte >> 4
     } else {
         byte & 0x0f
@@ -1806,7 +1806,7 @@ mod tests {
             #[test]
             fn every_key_reads_back_at_every_version(steps in proptest::collection::vec(diff_strategy(), 1..8)) {
                 let dir = super::TempDir::new("values");
-                let db = redb::Builder::new().create(&dir.db()).unwrap();
+                let db = redb::Builder::new().create(dir.db()).unwrap();
                 let txn = begin_write(&db).unwrap();
                 txn.open_table(JMT_NODES).unwrap();
                 txn.open_table(JMT_VALUES).unwrap();
@@ -1817,7 +1817,7 @@ mod tests {
                     let version = version as Version;
                     let before = TreeSnapshot::open(&db).unwrap();
                     let (_, batch) = tree_update(&before, diff, version).unwrap();
-                    for (key, _) in batch.nodes() {
+                    for key in batch.nodes().keys() {
                         let nibbles: Vec<u8> = key.nibble_path().nibbles().map(u8::from).collect();
                         prop_assert_eq!(node_table_key(key.version(), &nibbles), encode(key));
                     }
