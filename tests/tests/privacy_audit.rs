@@ -445,7 +445,7 @@ fn reading_needles(
 
 /// Every state value the node wrote: the latest values and every version the Jellyfish tree
 /// keeps. The node keeps its table definitions private; names and key/value types here are
-/// its schema version 1 (node/src/store.rs).
+/// its schema version 2 (node/src/store.rs).
 fn state_parts(store: &Path) -> anyhow::Result<Vec<Part>> {
     use redb::{ReadableDatabase, ReadableTable, TableDefinition};
     const STATE_LATEST: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state_latest");
@@ -461,9 +461,20 @@ fn state_parts(store: &Path) -> anyhow::Result<Vec<Part>> {
             .take_while(|&&b| b != b'/')
             .map(|&b| b as char)
             .collect();
+        // The namespace is fixed ASCII ("commitment/"), so glued to the raw id that follows
+        // it, an id starting with a few printable bytes formed a "text run" in which a reading
+        // like "99" matched by chance (a CI run hit exactly that). The id and the value are
+        // scanned as parts of their own; the namespace carries no personal data.
+        let id = &key[namespace.len()..];
+        let source = format!("state {namespace}{}", hex::encode(id));
+        let id = id.strip_prefix(b"/").unwrap_or(id);
         parts.push(Part {
-            source: format!("state {namespace}/{}", hex::encode(&key[namespace.len()..])),
-            bytes: [key.as_slice(), value.value()].concat(),
+            source: format!("{source} key"),
+            bytes: id.to_vec(),
+        });
+        parts.push(Part {
+            source,
+            bytes: value.value().to_vec(),
         });
     }
     for entry in txn.open_table(JMT_VALUES)?.iter()? {
@@ -622,7 +633,10 @@ async fn no_plaintext_personal_data_reaches_the_chain() {
         bytes: genesis,
     });
     parts.extend(state_parts(&store).unwrap());
-    let state_values = parts.iter().filter(|p| p.source.starts_with("state")).count();
+    let state_values = parts
+        .iter()
+        .filter(|p| p.source.starts_with("state") && !p.source.ends_with(" key"))
+        .count();
     parts.push(Part {
         source: "store file".into(),
         bytes: std::fs::read(&store).unwrap(),
