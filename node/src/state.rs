@@ -197,6 +197,7 @@ impl NodeState {
         };
         // One read transaction for the whole block: a read of the store itself opens one per
         // key, thousands per block.
+        let started = std::time::Instant::now();
         let state = self.store.state_snapshot()?;
         let txs = {
             let pool = self
@@ -208,7 +209,9 @@ impl NodeState {
         // Every reaped tx passed this node's admission checks, signature included.
         let outcome = apply_block_verified_in_part(&state, &ctx, &txs, |_| true)?;
         drop(state);
+        let executed = started.elapsed();
         let state_root = self.store.state_root_after(&outcome.diff, height.0)?;
+        let rooted = started.elapsed();
         let last_block_id = last.map_or(Hash::ZERO, |h| h.id());
         let header = outcome.header(&ctx, last_block_id, state_root, self.address.0);
         let block = Block { header, txs };
@@ -216,7 +219,16 @@ impl NodeState {
         let id = BlockHash(block.header.id());
         self.store
             .put_pending_proposal(height.0, round_u32, &id.0, &bytes)?;
-        info!(height = height.0, round = round_u32, txs = block.txs.len(), id = %id, "proposing block");
+        info!(
+            height = height.0,
+            round = round_u32,
+            txs = block.txs.len(),
+            id = %id,
+            exec_ms = executed.as_millis() as u64,
+            root_ms = (rooted - executed).as_millis() as u64,
+            total_ms = started.elapsed().as_millis() as u64,
+            "proposing block"
+        );
         self.prepared.insert(
             id,
             PreparedBlock {
@@ -348,10 +360,17 @@ impl NodeState {
         let message = proposal_part_sign_bytes(&self.chain_id, part.height, part.round, &id.0);
         verify_signature(&part.proposer.0, &message, &part.signature)
             .map_err(|_| ProposalError::BadPartSignature)?;
+        let started = std::time::Instant::now();
         let validity = match self.prepared.get(&id) {
             Some(_) => Validity::Valid,
             None => match self.check_block(part.height, &part.block) {
                 Ok(prepared) => {
+                    debug!(
+                        height = part.height.0,
+                        txs = prepared.block.txs.len(),
+                        check_ms = started.elapsed().as_millis() as u64,
+                        "proposal checked"
+                    );
                     let round = part.round.as_u32().unwrap_or(0);
                     self.store
                         .put_pending_proposal(part.height.0, round, &id.0, &part.block)?;
@@ -431,6 +450,7 @@ impl NodeState {
                 warn!(height = height.0, error = %e, "decided commit fails the ledger predicate");
             }
         }
+        let started = std::time::Instant::now();
         let root = self.store.commit_block(
             &prepared.block,
             &commit,
@@ -447,6 +467,7 @@ impl NodeState {
             height: height.0 + 1,
             time: header.time,
         };
+        let stored = started.elapsed();
         let state = self.store.state_snapshot()?;
         if let Ok(mut pool) = self.mempool.lock() {
             pool.remove_committed(&state, &prepared.block.txs, &next);
@@ -467,6 +488,8 @@ impl NodeState {
             height = height.0,
             txs = prepared.block.txs.len(),
             signers = commit.signatures.len(),
+            store_ms = stored.as_millis() as u64,
+            recheck_ms = (started.elapsed() - stored).as_millis() as u64,
             "committed block"
         );
         let _ = self.finalized.send(FinalizedBlock {

@@ -443,39 +443,29 @@ fn reading_needles(
     Ok((needles, readings))
 }
 
-/// Every state value the node wrote: the latest values and every version the Jellyfish tree
-/// keeps. The node keeps its table definitions private; names and key/value types here are
-/// its schema version 2 (node/src/store.rs).
+/// Every state value the node wrote: the latest values (the written-behind table and the
+/// per-block diffs not yet flushed into it) and every version the Jellyfish tree keeps. The
+/// node keeps its table definitions private; names and key/value types here are its schema
+/// version 3 (node/src/store.rs).
 fn state_parts(store: &Path) -> anyhow::Result<Vec<Part>> {
     use redb::{ReadableDatabase, ReadableTable, TableDefinition};
     const STATE_LATEST: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state_latest");
+    const STATE_DIFFS: TableDefinition<u64, &[u8]> = TableDefinition::new("state_diffs");
     const JMT_VALUES: TableDefinition<&[u8; 40], &[u8]> = TableDefinition::new("jmt_values");
     let db = redb::Database::open(store).with_context(|| format!("opening {}", store.display()))?;
     let txn = db.begin_read()?;
     let mut parts = Vec::new();
     for entry in txn.open_table(STATE_LATEST)?.iter()? {
         let (key, value) = entry?;
-        let key = key.value().to_vec();
-        let namespace: String = key
-            .iter()
-            .take_while(|&&b| b != b'/')
-            .map(|&b| b as char)
-            .collect();
-        // The namespace is fixed ASCII ("commitment/"), so glued to the raw id that follows
-        // it, an id starting with a few printable bytes formed a "text run" in which a reading
-        // like "99" matched by chance (a CI run hit exactly that). The id and the value are
-        // scanned as parts of their own; the namespace carries no personal data.
-        let id = &key[namespace.len()..];
-        let source = format!("state {namespace}{}", hex::encode(id));
-        let id = id.strip_prefix(b"/").unwrap_or(id);
-        parts.push(Part {
-            source: format!("{source} key"),
-            bytes: id.to_vec(),
-        });
-        parts.push(Part {
-            source,
-            bytes: value.value().to_vec(),
-        });
+        parts.extend(state_entry_parts("state", key.value(), Some(value.value())));
+    }
+    for entry in txn.open_table(STATE_DIFFS)?.iter()? {
+        let (height, diff) = entry?;
+        let diff: ledger::state::StateDiff = ledger::codec::decode(diff.value())
+            .with_context(|| format!("state diff of height {}", height.value()))?;
+        for (key, value) in &diff {
+            parts.extend(state_entry_parts("state", key, value.as_deref()));
+        }
     }
     for entry in txn.open_table(JMT_VALUES)?.iter()? {
         let (key, value) = entry?;
@@ -485,6 +475,31 @@ fn state_parts(store: &Path) -> anyhow::Result<Vec<Part>> {
         });
     }
     Ok(parts)
+}
+
+/// One state entry as two parts: the key's id and the value.
+///
+/// The namespace is fixed ASCII ("commitment/"), so glued to the raw id that follows it, an
+/// id starting with a few printable bytes formed a "text run" in which a reading like "99"
+/// matched by chance (a CI run hit exactly that). The id and the value are scanned as parts
+/// of their own; the namespace carries no personal data.
+fn state_entry_parts(prefix: &str, key: &[u8], value: Option<&[u8]>) -> Vec<Part> {
+    let namespace_len = key.iter().take_while(|&&b| b != b'/').count();
+    let namespace = String::from_utf8_lossy(&key[..namespace_len]);
+    let id = &key[namespace_len..];
+    let source = format!("{prefix} {namespace}{}", hex::encode(id));
+    let id = id.strip_prefix(b"/").unwrap_or(id);
+    let mut parts = vec![Part {
+        source: format!("{source} key"),
+        bytes: id.to_vec(),
+    }];
+    if let Some(value) = value {
+        parts.push(Part {
+            source,
+            bytes: value.to_vec(),
+        });
+    }
+    parts
 }
 
 /// Plants personal data into a copy of a real tx and checks the scanner reports each: the
