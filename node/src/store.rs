@@ -25,21 +25,26 @@
 //! | `jmt_values`     | version (u64 BE) ‖ key hash (32)  | borsh `Option<Vec<u8>>` of the leaf        |
 //! | `pending_by_id`  | block id                          | height (u64 BE) ‖ block bytes              |
 //! | `pending_at`     | height (u64 BE) ‖ round (u32 BE)  | block id                                   |
-//! | `state_diffs`    | height (u64)                      | borsh `StateDiff` of a block not yet flushed |
+//! | `state_diffs`    | height (u64)                      | borsh `StateDiff` of a recent block        |
 //!
 //! # Latest values and the tx index are written behind
 //!
 //! Both are keyed by hashes and ids, so a block's few thousand keys land on random pages, and
 //! redb (copy-on-write) rewrote most of both B-trees on every commit: ~13 of the ~17 KiB a
-//! node wrote per tx. Instead, a commit stores its block's diff in `state_diffs` (appended,
-//! one entry) and keeps the values in memory; every [`FlushPolicy`] worth of keys or blocks
-//! one commit writes them all into `state_latest` and `tx_index`, in key order, drops the
-//! diffs and advances `meta.flushed_height`, in the same transaction as its block. The
-//! tables plus the diffs after `flushed_height` are therefore always the complete latest
-//! state, and opening the store rebuilds the in-memory part from them (the tx index from the
-//! blocks themselves). Readers pair a read transaction with the in-memory view of the same
-//! height: a commit publishes its view before its transaction becomes visible, and views are
-//! persistent maps, so a snapshot never sees a half-applied block.
+//! node wrote per tx. Instead, a commit appends its block's diff to `state_diffs` and keeps
+//! the new values in memory, split into [`DEFAULT_FLUSH_ROTATION`] key ranges (by the first
+//! byte of a key's id, so a range is one contiguous stretch of every namespace's keys, and of
+//! the tx hashes); each commit writes *one* range into `state_latest` and `tx_index`, in key
+//! order and in its own transaction, rotating by height. A key waits at most one rotation,
+//! its pages are copied once per rotation instead of once per block, and no commit writes
+//! more than a range's share (writing everything at once every N blocks did the same bytes
+//! but stalled the chain for up to a second at each flush). Once every range has been
+//! written since a diff's block, that diff is dropped, so the tables plus the diffs present
+//! are always the complete latest state; opening the store rebuilds the in-memory part from
+//! them (the tx index from the diffs' blocks). Readers pair a read transaction with the
+//! in-memory view of the same height: a commit publishes its view before its transaction
+//! becomes visible, and views are persistent maps, so a snapshot never sees a half-applied
+//! block.
 //!
 //! `jmt_values` holds one value per JMT *leaf node*: the value of the leaf written at version
 //! `v` is under `v ‖ key hash`. Reading a key at a height walks the tree of that height to
@@ -133,13 +138,11 @@ const STATE_DIFFS: TableDefinition<u64, &[u8]> = TableDefinition::new(names::STA
 const META_SCHEMA: &str = "schema_version";
 const META_GENESIS: &str = "genesis_hash";
 const META_LAST_HEIGHT: &str = "last_height";
-/// `state_latest` and `tx_index` hold every block through this height (written with genesis).
-const META_FLUSHED_HEIGHT: &str = "flushed_height";
 
 /// Layout version of this file; bump it (and migrate) whenever a table's encoding changes.
 /// 2: `jmt_values` keyed by version first, one value per leaf node.
 /// 3: `state_latest` and `tx_index` written behind, `state_diffs` (a version 2 file is a
-///    version 3 file with nothing unflushed, so it is upgraded in place).
+///    version 3 file with no diffs, so it is upgraded in place).
 const SCHEMA_VERSION: u32 = 3;
 
 /// redb's page cache (its default is 1 GiB, which would dominate a validator's memory).
@@ -433,118 +436,139 @@ fn prune_pending(txn: &WriteTransaction, height: u64) -> Result<(), StoreError> 
 /// before a commit.
 const UNFLUSHED_VIEWS_KEPT: usize = 4;
 
-/// The latest values and tx index entries of the blocks after `flushed` through `height`:
-/// what `state_latest` and `tx_index` do not hold yet (see the module docs). Cloning is
-/// cheap (persistent maps), so every committed height gets its own immutable view.
-#[derive(Clone, Debug, Default)]
+/// Shared bytes: a commit's insert copies the persistent map's nodes on its path, and with
+/// `Vec`s that cloned every key and value in them.
+type SharedBytes = Arc<[u8]>;
+
+/// How many key ranges commits write `state_latest` and `tx_index` in, one per commit.
+pub const DEFAULT_FLUSH_ROTATION: u64 = 16;
+
+/// The range (of `ranges`) a state key is flushed with: by the first byte after its
+/// namespace, so each range is one contiguous stretch of each namespace in key order.
+fn state_range(key: &[u8], ranges: usize) -> usize {
+    let id_start = key.iter().position(|&b| b == b'/').map_or(0, |i| i + 1);
+    key.get(id_start).map_or(0, |&b| b as usize * ranges / 256)
+}
+
+/// The range a tx hash is flushed with (the hashes are the `tx_index` keys).
+fn tx_range(tx_hash: &[u8; 32], ranges: usize) -> usize {
+    tx_hash[0] as usize * ranges / 256
+}
+
+/// The latest values and tx index entries `state_latest` and `tx_index` do not hold yet, per
+/// key range (see the module docs). Cloning is cheap (persistent maps), so every committed
+/// height gets its own immutable view.
+#[derive(Clone, Debug)]
 struct Unflushed {
     /// The committed height this view completes.
     height: u64,
-    /// `state_latest` and `tx_index` hold every block through this height.
-    flushed: u64,
-    /// State key → latest value (`None` = deleted).
-    state: imbl::HashMap<Vec<u8>, Option<Vec<u8>>>,
-    /// Tx hash → height of its first inclusion.
-    txs: imbl::HashMap<[u8; 32], u64>,
+    /// The first height committed with this rotation (this process): a diff may be dropped
+    /// only once every range has been written after it *and* after the diffs read back at
+    /// open.
+    rotation_start: u64,
+    /// Per range: state key → latest value (`None` = deleted).
+    state: Vec<imbl::HashMap<SharedBytes, Option<SharedBytes>>>,
+    /// Per range: tx hash → height of its first inclusion.
+    txs: Vec<imbl::HashMap<[u8; 32], u64>>,
 }
 
-/// When a commit also writes the unflushed values into `state_latest` and `tx_index`.
-///
-/// Writing a block's few thousand random keys into those B-trees copied most of their pages
-/// on every commit (~13 of ~17 KiB written per tx, measured); flushing every many blocks
-/// copies each page once per flush instead. The limits bound the memory the unflushed view
-/// holds and how many blocks a restart reads back.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FlushPolicy {
-    /// Flush once this many distinct state keys are unflushed.
-    pub max_keys: usize,
-    /// Flush once this many blocks are unflushed.
-    pub max_blocks: u64,
-}
-
-impl Default for FlushPolicy {
-    fn default() -> Self {
-        FlushPolicy {
-            max_keys: 65_536,
-            max_blocks: 1_024,
+impl Unflushed {
+    fn empty(height: u64, ranges: u64) -> Self {
+        let ranges = ranges.clamp(1, 256) as usize;
+        Unflushed {
+            height,
+            rotation_start: height + 1,
+            state: vec![imbl::HashMap::new(); ranges],
+            txs: vec![imbl::HashMap::new(); ranges],
         }
     }
-}
 
-impl FlushPolicy {
-    fn due(&self, view: &Unflushed) -> bool {
-        view.state.len() >= self.max_keys
-            || view.txs.len() >= self.max_keys
-            || view.height.saturating_sub(view.flushed) >= self.max_blocks
+    fn get(&self, key: &[u8]) -> Option<&Option<SharedBytes>> {
+        self.state[state_range(key, self.state.len())].get(key)
+    }
+
+    fn set(&mut self, key: &[u8], value: Option<&[u8]>) {
+        let range = state_range(key, self.state.len());
+        self.state[range].insert(key.into(), value.map(Into::into));
+    }
+
+    fn tx_height(&self, tx_hash: &[u8; 32]) -> Option<u64> {
+        self.txs[tx_range(tx_hash, self.txs.len())].get(tx_hash).copied()
+    }
+
+    fn add_tx(&mut self, tx_hash: [u8; 32], height: u64) {
+        let range = tx_range(&tx_hash, self.txs.len());
+        self.txs[range].insert(tx_hash, height);
+    }
+
+    fn keys(&self) -> usize {
+        self.state.iter().map(imbl::HashMap::len).sum()
     }
 }
 
-/// Writes `view` into `state_latest` and `tx_index` in `txn` (in key order, so neighbouring
-/// keys share page writes), drops the diffs it covered and returns the empty view that
-/// follows it.
-fn flush_unflushed(txn: &WriteTransaction, view: Unflushed) -> Result<Unflushed, StoreError> {
-    let mut state: Vec<_> = view.state.into_iter().collect();
+/// Writes the range of `view` due at its height into `state_latest` and `tx_index` in `txn`
+/// (in key order, so neighbouring keys share page writes), empties that range in `view`, and
+/// drops the diffs every range has been written since.
+fn flush_range(txn: &WriteTransaction, view: &mut Unflushed) -> Result<(), StoreError> {
+    let ranges = view.state.len() as u64;
+    let range = (view.height % ranges) as usize;
+    let mut state: Vec<_> = std::mem::take(&mut view.state[range]).into_iter().collect();
     state.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let mut latest = txn.open_table(STATE_LATEST)?;
     for (key, value) in &state {
         match value {
-            Some(v) => latest.insert(key.as_slice(), v.as_slice())?,
-            None => latest.remove(key.as_slice())?,
+            Some(v) => latest.insert(&key[..], &v[..])?,
+            None => latest.remove(&key[..])?,
         };
     }
-    let mut txs: Vec<_> = view.txs.into_iter().collect();
+    let mut txs: Vec<_> = std::mem::take(&mut view.txs[range]).into_iter().collect();
     txs.sort_unstable();
     let mut index = txn.open_table(TX_INDEX)?;
     for (hash, height) in &txs {
         index.insert(hash, *height)?;
     }
-    txn.open_table(STATE_DIFFS)?
-        .retain_in(view.flushed + 1..view.height, |_, _| false)?;
-    txn.open_table(META)?
-        .insert(META_FLUSHED_HEIGHT, view.height.to_be_bytes().as_slice())?;
-    tracing::debug!(
+    // The commits `height - ranges + 1 ..= height` wrote every range once, so the blocks up
+    // to `height - ranges + 1` are entirely in the tables, provided those commits were all
+    // made with this rotation (after the diffs read back at open).
+    let done = (view.height + 1)
+        .checked_sub(ranges)
+        .filter(|&done| done >= view.rotation_start);
+    if let Some(done) = done {
+        txn.open_table(STATE_DIFFS)?.retain_in(..=done, |_, _| false)?;
+    }
+    tracing::trace!(
         height = view.height,
+        range,
         keys = state.len(),
         txs = txs.len(),
-        "latest state and tx index flushed"
+        "latest state range flushed"
     );
-    Ok(Unflushed {
-        height: view.height,
-        flushed: view.height,
-        ..Unflushed::default()
-    })
+    Ok(())
 }
 
-/// The unflushed view of the last committed height, rebuilt from `state_diffs` and the
-/// blocks after `flushed_height`; `None` before genesis.
-fn load_unflushed(db: &Database) -> Result<Option<Unflushed>, StoreError> {
+/// The unflushed view of the last committed height, rebuilt from the diffs in
+/// `state_diffs` and their blocks; `None` before genesis.
+fn load_unflushed(db: &Database, ranges: u64) -> Result<Option<Unflushed>, StoreError> {
     let txn = db.begin_read()?;
-    let meta = txn.open_table(META)?;
-    let Some(last) = read_last_height(&meta)? else {
+    let Some(last) = read_last_height(&txn.open_table(META)?)? else {
         return Ok(None);
     };
-    let flushed = match meta.get(META_FLUSHED_HEIGHT)? {
-        None => return Err(corrupt(names::META, META_FLUSHED_HEIGHT)),
-        Some(v) => read_u64_be(v.value(), names::META, META_FLUSHED_HEIGHT)?,
-    };
-    if flushed > last {
-        return Err(corrupt(names::META, META_FLUSHED_HEIGHT));
-    }
     let diffs = txn.open_table(STATE_DIFFS)?;
     let blocks = txn.open_table(BLOCKS)?;
     let index = txn.open_table(TX_INDEX)?;
-    let mut view = Unflushed {
-        height: last,
-        flushed,
-        ..Unflushed::default()
-    };
-    for height in flushed + 1..=last {
-        let Some(diff) = diffs.get(height)? else {
+    let mut view = Unflushed::empty(last, ranges);
+    let mut expected = None;
+    for entry in diffs.iter()? {
+        let (height, diff) = entry?;
+        let height = height.value();
+        // The diffs are those of the last blocks, without a gap.
+        if expected.is_some_and(|e| e != height) || height > last {
             return Err(corrupt(names::STATE_DIFFS, height));
-        };
+        }
+        expected = Some(height + 1);
         let diff: StateDiff = decode_stored(diff.value(), names::STATE_DIFFS, height)?;
-        for (key, value) in diff {
-            view.state.insert(key, value);
+        for (key, value) in &diff {
+            view.set(key, value.as_deref());
         }
         let Some(block) = blocks.get(height)? else {
             return Err(corrupt(names::BLOCKS, height));
@@ -552,17 +576,16 @@ fn load_unflushed(db: &Database) -> Result<Option<Unflushed>, StoreError> {
         let block: Block = decode_stored(block.value(), names::BLOCKS, height)?;
         for tx in &block.txs {
             let tx_hash = sha256(tx).0;
-            if !view.txs.contains_key(&tx_hash) && index.get(&tx_hash)?.is_none() {
-                view.txs.insert(tx_hash, height);
+            if view.tx_height(&tx_hash).is_none() && index.get(&tx_hash)?.is_none() {
+                view.add_tx(tx_hash, height);
             }
         }
     }
-    if last > flushed {
-        tracing::info!(
-            blocks = last - flushed,
-            keys = view.state.len(),
-            "unflushed latest state read back"
-        );
+    if expected.is_some_and(|e| e != last + 1) {
+        return Err(corrupt(names::STATE_DIFFS, last));
+    }
+    if expected.is_some() {
+        tracing::info!(keys = view.keys(), "unflushed latest state read back");
     }
     Ok(Some(view))
 }
@@ -592,7 +615,7 @@ pub struct BlockStore {
     prepared: Mutex<Vec<PreparedTree>>,
     /// The unflushed views of the last few committed heights, oldest first.
     unflushed: Mutex<VecDeque<Arc<Unflushed>>>,
-    flush_policy: FlushPolicy,
+    flush_rotation: u64,
 }
 
 impl std::fmt::Debug for BlockStore {
@@ -623,10 +646,7 @@ impl BlockStore {
                 }
                 Some(v) if v.as_slice() == SCHEMA_VERSION.to_be_bytes() => {}
                 Some(v) if v.as_slice() == 2u32.to_be_bytes() => {
-                    // Version 2 wrote both tables on every commit: all flushed.
-                    if let Some(last) = read_last_height(&meta)? {
-                        meta.insert(META_FLUSHED_HEIGHT, last.to_be_bytes().as_slice())?;
-                    }
+                    // Version 2 wrote both tables on every commit: nothing is unflushed.
                     meta.insert(META_SCHEMA, SCHEMA_VERSION.to_be_bytes().as_slice())?;
                 }
                 Some(v) => {
@@ -650,20 +670,23 @@ impl BlockStore {
             txn.open_table(STATE_DIFFS)?;
         }
         txn.commit()?;
-        let unflushed = load_unflushed(&db)?;
+        let unflushed = load_unflushed(&db, DEFAULT_FLUSH_ROTATION)?;
         Ok(BlockStore {
             db,
             path: path.to_path_buf(),
             prepared: Mutex::new(Vec::new()),
             unflushed: Mutex::new(unflushed.into_iter().map(Arc::new).collect()),
-            flush_policy: FlushPolicy::default(),
+            flush_rotation: DEFAULT_FLUSH_ROTATION,
         })
     }
 
-    /// Sets when the written-behind tables are brought up to date (tests use tiny ones).
-    pub fn with_flush_policy(mut self, policy: FlushPolicy) -> Self {
-        self.flush_policy = policy;
-        self
+    /// Sets how many key ranges the written-behind tables are flushed in, one per commit
+    /// (1 = everything at every commit; clamped to 1..=256). Tests use small ones.
+    pub fn with_flush_rotation(mut self, ranges: u64) -> Result<Self, StoreError> {
+        self.flush_rotation = ranges.clamp(1, 256);
+        let unflushed = load_unflushed(&self.db, self.flush_rotation)?;
+        self.unflushed = Mutex::new(unflushed.into_iter().map(Arc::new).collect());
+        Ok(self)
     }
 
     /// The unflushed view completing committed `height`, if still kept.
@@ -734,12 +757,11 @@ impl BlockStore {
             let mut meta = txn.open_table(META)?;
             meta.insert(META_GENESIS, given.0.as_slice())?;
             meta.insert(META_LAST_HEIGHT, 0u64.to_be_bytes().as_slice())?;
-            meta.insert(META_FLUSHED_HEIGHT, 0u64.to_be_bytes().as_slice())?;
         }
         txn.commit()?;
         if let Ok(mut recent) = self.unflushed.lock() {
             recent.clear();
-            recent.push_back(Arc::new(Unflushed::default()));
+            recent.push_back(Arc::new(Unflushed::empty(0, self.flush_rotation)));
         }
         tracing::info!(genesis = %given, root = %Hash(root.0), "genesis written");
         Ok(Hash(root.0))
@@ -819,9 +841,9 @@ impl BlockStore {
     /// the block under its height, its commit, `validators` (the set that signed it) under
     /// `height` and `next_validators` under `height + 1` (the set for `height + 2` arrives with
     /// the next block), the JMT nodes and values of `diff` as version `height`, `diff` itself
-    /// in `state_diffs` (or, when the [`FlushPolicy`] says so, every unflushed latest value
-    /// and tx index entry into their tables) and `last_height`; the pending proposals of
-    /// `height` and below are removed in the same transaction.
+    /// in `state_diffs`, the latest values and tx index entries of the key range due at
+    /// `height` (see the module docs) and `last_height`; the pending proposals of `height`
+    /// and below are removed in the same transaction.
     ///
     /// Refuses, writing nothing: [`StoreError::HeightGap`] unless `height == last_height + 1`;
     /// [`StoreError::Inconsistent`] if the commit is not for this header or the sets do not
@@ -886,7 +908,7 @@ impl BlockStore {
         let mut next = Unflushed::clone(&base);
         next.height = height;
         for (key, value) in diff {
-            next.state.insert(key.clone(), value.clone());
+            next.set(key, value.as_deref());
         }
         {
             txn.open_table(BLOCKS)?.insert(height, encode(block).as_slice())?;
@@ -900,19 +922,16 @@ impl BlockStore {
                 let tx_hash = sha256(tx).0;
                 // A tx is valid once (nonces), so an existing entry can only be this block's
                 // own duplicate; keep the first inclusion.
-                if !next.txs.contains_key(&tx_hash) && index.get(&tx_hash)?.is_none() {
-                    next.txs.insert(tx_hash, height);
+                if next.tx_height(&tx_hash).is_none() && index.get(&tx_hash)?.is_none() {
+                    next.add_tx(tx_hash, height);
                 }
             }
             txn.open_table(META)?
                 .insert(META_LAST_HEIGHT, height.to_be_bytes().as_slice())?;
         }
-        if self.flush_policy.due(&next) {
-            next = flush_unflushed(&txn, next)?;
-        } else {
-            txn.open_table(STATE_DIFFS)?
-                .insert(height, encode(diff).as_slice())?;
-        }
+        txn.open_table(STATE_DIFFS)?
+            .insert(height, encode(diff).as_slice())?;
+        flush_range(&txn, &mut next)?;
         // The proposals of this height and below are no longer needed for a restart.
         prune_pending(&txn, height + 1)?;
         // Published before the transaction becomes visible, so a reader that sees `height`
@@ -1033,7 +1052,7 @@ impl BlockStore {
     /// The height of the block that included the tx with this hash (SHA-256 of its bytes).
     pub fn tx_height(&self, tx_hash: &Hash) -> Result<Option<u64>, StoreError> {
         let (txn, unflushed) = self.latest_view()?;
-        if let Some(&height) = unflushed.as_ref().and_then(|u| u.txs.get(&tx_hash.0)) {
+        if let Some(height) = unflushed.as_ref().and_then(|u| u.tx_height(&tx_hash.0)) {
             return Ok(Some(height));
         }
         let index = txn.open_table(TX_INDEX)?;
@@ -1183,8 +1202,8 @@ impl StateSnapshot {
     }
 
     pub fn try_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        if let Some(value) = self.unflushed.as_ref().and_then(|u| u.state.get(key)) {
-            return Ok(value.clone());
+        if let Some(value) = self.unflushed.as_ref().and_then(|u| u.get(key)) {
+            return Ok(value.as_deref().map(<[u8]>::to_vec));
         }
         Ok(self.latest.get(key)?.map(|v| v.value().to_vec()))
     }
@@ -1593,10 +1612,10 @@ mod tests {
             })
             .collect();
         if let Some(unflushed) = &snapshot.unflushed {
-            for (key, value) in unflushed.state.iter() {
+            for (key, value) in unflushed.state.iter().flat_map(|range| range.iter()) {
                 match value {
-                    Some(v) => all.insert(key.clone(), v.clone()),
-                    None => all.remove(key),
+                    Some(v) => all.insert(key.to_vec(), v.to_vec()),
+                    None => all.remove(&key[..]),
                 };
             }
         }
@@ -1608,19 +1627,23 @@ mod tests {
     /// execution reads the latest values), reads give the chain's state and every tx its
     /// height, and a snapshot keeps its height's values while later blocks commit.
     #[test]
-    fn latest_state_is_the_same_under_every_flush_policy_and_across_reopen() {
+    fn latest_state_is_the_same_under_every_flush_rotation_and_across_reopen() {
         let run = run_chain(12);
         let treasury_key = keys::account(&run.chain.treasury.address());
-        let policies = [
-            ("every block", usize::MAX, 1),
-            ("every 5 blocks", usize::MAX, 5),
-            ("every 7 keys", 7, u64::MAX),
-            ("never", usize::MAX, u64::MAX),
-        ];
-        for (name, max_keys, max_blocks) in policies {
+        // (name, ranges, diffs left after 7 blocks, a reopen and 5 more).
+        for (name, ranges, diffs_left) in [
+            ("every block", 1, 0),
+            ("3 ranges", 3, 2),
+            ("16 ranges", 16, 12),
+            ("256 ranges", 256, 12),
+        ] {
             let dir = TempDir::new("flush");
-            let policy = FlushPolicy { max_keys, max_blocks };
-            let open = || BlockStore::open(&dir.db()).unwrap().with_flush_policy(policy);
+            let open = || {
+                BlockStore::open(&dir.db())
+                    .unwrap()
+                    .with_flush_rotation(ranges)
+                    .unwrap()
+            };
             {
                 let store = open();
                 store.init_genesis(&run.chain.genesis).unwrap();
@@ -1651,7 +1674,6 @@ mod tests {
                     );
                 }
             }
-            let unflushed = snapshot.unflushed.as_ref().unwrap();
             let diffs = store
                 .db
                 .begin_read()
@@ -1660,43 +1682,40 @@ mod tests {
                 .unwrap()
                 .len()
                 .unwrap();
-            // Exactly the blocks after the last flush keep their diff.
-            assert_eq!(diffs, unflushed.height - unflushed.flushed, "{name}");
-            match name {
-                "every block" => assert!(unflushed.state.is_empty() && unflushed.txs.is_empty()),
-                "never" => assert_eq!(unflushed.flushed, 0),
-                _ => assert!(unflushed.flushed > 0, "{name}: never flushed"),
+            assert_eq!(diffs, diffs_left, "{name}");
+            let unflushed = snapshot.unflushed.as_ref().unwrap();
+            if ranges == 1 {
+                assert_eq!(unflushed.keys(), 0);
+                assert!(unflushed.txs.iter().all(|range| range.is_empty()));
+            } else {
+                assert!(unflushed.keys() > 0, "{name}");
             }
         }
     }
 
-    /// A version 2 file (both tables written on every commit, no `flushed_height`) opens as
-    /// version 3 with nothing unflushed; the chain goes on from it.
+    /// A version 2 file (both tables written on every commit, no diffs) opens as version 3
+    /// with nothing unflushed; the chain goes on from it.
     #[test]
     fn a_version_2_store_is_upgraded_in_place() {
         let dir = TempDir::new("v2");
         let run = run_chain(4);
-        let every_block = FlushPolicy {
-            max_keys: usize::MAX,
-            max_blocks: 1,
-        };
         {
             let store = BlockStore::open(&dir.db())
                 .unwrap()
-                .with_flush_policy(every_block);
+                .with_flush_rotation(1)
+                .unwrap();
             store.init_genesis(&run.chain.genesis).unwrap();
             replay_all(&store, &run, 3);
             let txn = store.db.begin_write().unwrap();
             {
                 let mut meta = txn.open_table(META).unwrap();
                 meta.insert(META_SCHEMA, 2u32.to_be_bytes().as_slice()).unwrap();
-                meta.remove(META_FLUSHED_HEIGHT).unwrap();
             }
             txn.commit().unwrap();
         }
         let store = BlockStore::open(&dir.db()).unwrap();
         let snapshot = store.state_snapshot().unwrap();
-        assert_eq!(snapshot.unflushed.as_ref().map(|u| u.flushed), Some(3));
+        assert_eq!(snapshot.unflushed.as_ref().map(|u| u.keys()), Some(0));
         drop(snapshot);
         assert_eq!(
             replay(&store, &run.chain.blocks[3], &run.txs[3]),
