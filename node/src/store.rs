@@ -496,9 +496,23 @@ impl Unflushed {
         self.txs[tx_range(tx_hash, self.txs.len())].get(tx_hash).copied()
     }
 
-    fn add_tx(&mut self, tx_hash: [u8; 32], height: u64) {
-        let range = tx_range(&tx_hash, self.txs.len());
-        self.txs[range].insert(tx_hash, height);
+    /// Indexes the txs of the block at `height`. A tx is valid once (nonces), so a hash
+    /// already indexed (here or in `index`) can only be a duplicate in the same block: the
+    /// first inclusion is kept.
+    fn add_block_txs(
+        &mut self,
+        txs: &[Vec<u8>],
+        height: u64,
+        index: &impl ReadableTable<&'static [u8; 32], u64>,
+    ) -> Result<(), StoreError> {
+        for tx in txs {
+            let tx_hash = sha256(tx).0;
+            if self.tx_height(&tx_hash).is_none() && index.get(&tx_hash)?.is_none() {
+                let range = tx_range(&tx_hash, self.txs.len());
+                self.txs[range].insert(tx_hash, height);
+            }
+        }
+        Ok(())
     }
 
     fn keys(&self) -> usize {
@@ -574,12 +588,7 @@ fn load_unflushed(db: &Database, ranges: u64) -> Result<Option<Unflushed>, Store
             return Err(corrupt(names::BLOCKS, height));
         };
         let block: Block = decode_stored(block.value(), names::BLOCKS, height)?;
-        for tx in &block.txs {
-            let tx_hash = sha256(tx).0;
-            if view.tx_height(&tx_hash).is_none() && index.get(&tx_hash)?.is_none() {
-                view.add_tx(tx_hash, height);
-            }
-        }
+        view.add_block_txs(&block.txs, height, &index)?;
     }
     if expected.is_some_and(|e| e != last + 1) {
         return Err(corrupt(names::STATE_DIFFS, last));
@@ -918,14 +927,7 @@ impl BlockStore {
             sets.insert(height, encode(validators).as_slice())?;
             sets.insert(height + 1, encode(next_validators).as_slice())?;
             let index = txn.open_table(TX_INDEX)?;
-            for tx in &block.txs {
-                let tx_hash = sha256(tx).0;
-                // A tx is valid once (nonces), so an existing entry can only be this block's
-                // own duplicate; keep the first inclusion.
-                if next.tx_height(&tx_hash).is_none() && index.get(&tx_hash)?.is_none() {
-                    next.add_tx(tx_hash, height);
-                }
-            }
+            next.add_block_txs(&block.txs, height, &index)?;
             txn.open_table(META)?
                 .insert(META_LAST_HEIGHT, height.to_be_bytes().as_slice())?;
         }
