@@ -195,9 +195,9 @@ impl NodeState {
             height: height.0,
             time,
         };
+        let started = std::time::Instant::now();
         // One read transaction for the whole block: a read of the store itself opens one per
         // key, thousands per block.
-        let started = std::time::Instant::now();
         let state = self.store.state_snapshot()?;
         let txs = {
             let pool = self

@@ -394,13 +394,16 @@ fn write_node_batch(
     Ok(())
 }
 
-/// Applies `diff` to the latest-value table in `txn`.
-fn write_latest(txn: &WriteTransaction, diff: &StateDiff) -> Result<(), StoreError> {
+/// Writes latest values (`None` = deleted) into the latest-value table in `txn`.
+fn write_latest<'a>(
+    txn: &WriteTransaction,
+    entries: impl IntoIterator<Item = (&'a [u8], Option<&'a [u8]>)>,
+) -> Result<(), StoreError> {
     let mut latest = txn.open_table(STATE_LATEST)?;
-    for (key, value) in diff {
+    for (key, value) in entries {
         match value {
-            Some(v) => latest.insert(key.as_slice(), v.as_slice())?,
-            None => latest.remove(key.as_slice())?,
+            Some(v) => latest.insert(key, v)?,
+            None => latest.remove(key)?,
         };
     }
     Ok(())
@@ -528,13 +531,7 @@ fn flush_range(txn: &WriteTransaction, view: &mut Unflushed) -> Result<(), Store
     let range = (view.height % ranges) as usize;
     let mut state: Vec<_> = std::mem::take(&mut view.state[range]).into_iter().collect();
     state.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    let mut latest = txn.open_table(STATE_LATEST)?;
-    for (key, value) in &state {
-        match value {
-            Some(v) => latest.insert(&key[..], &v[..])?,
-            None => latest.remove(&key[..])?,
-        };
-    }
+    write_latest(txn, state.iter().map(|(k, v)| (&k[..], v.as_deref())))?;
     let mut txs: Vec<_> = std::mem::take(&mut view.txs[range]).into_iter().collect();
     txs.sort_unstable();
     let mut index = txn.open_table(TX_INDEX)?;
@@ -757,7 +754,7 @@ impl BlockStore {
             .put_value_set(to_value_set(&diff), 0)
             .map_err(|e| snapshot.error(e))?;
         write_node_batch(&txn, &batch.node_batch, &snapshot, &snapshot.leaves_read.take())?;
-        write_latest(&txn, &diff)?;
+        write_latest(&txn, diff.iter().map(|(k, v)| (k.as_slice(), v.as_deref())))?;
         {
             let mut validators = txn.open_table(VALIDATORS)?;
             let set_bytes = encode(&set);
@@ -1143,15 +1140,6 @@ impl BlockStore {
             // Both tables are written and pruned together, in one transaction.
             None => Err(corrupt(names::PENDING_AT, format!("{height}/{round}"))),
         }
-    }
-
-    /// Drops every pending proposal for heights below `height` (after committing block `h`,
-    /// call it with `h + 1`).
-    pub fn prune_pending_below(&self, height: u64) -> Result<(), StoreError> {
-        let txn = begin_write(&self.db)?;
-        prune_pending(&txn, height)?;
-        txn.commit()?;
-        Ok(())
     }
 
     /// Size of the database file in bytes (benchmarks); 0 if it cannot be read.
@@ -2044,6 +2032,13 @@ mod tests {
         assert_eq!(store.commit(1).unwrap(), Some(full));
     }
 
+    /// What [`BlockStore::commit_block`] does to the pending proposals, on its own.
+    fn prune_pending_below(store: &BlockStore, height: u64) {
+        let txn = begin_write(&store.db).unwrap();
+        prune_pending(&txn, height).unwrap();
+        txn.commit().unwrap();
+    }
+
     #[test]
     fn pending_proposals_round_trip_and_prune() {
         let dir = TempDir::new("pending");
@@ -2077,7 +2072,7 @@ mod tests {
         assert_eq!(store.pending_proposal_at(6, 1).unwrap(), None);
         assert_eq!(store.pending_proposal(&Hash([8; 32])).unwrap(), None);
 
-        store.prune_pending_below(6).unwrap();
+        prune_pending_below(&store, 6);
         assert_eq!(store.pending_proposal_at(5, 0).unwrap(), None);
         assert_eq!(store.pending_proposal_at(5, 1).unwrap(), None);
         assert_eq!(store.pending_proposal(&b).unwrap(), None);
@@ -2096,14 +2091,14 @@ mod tests {
         let e = Hash([6; 32]);
         store.put_pending_proposal(8, 0, &e, b"block e").unwrap();
         store.put_pending_proposal(6, 3, &e, b"block e").unwrap();
-        store.prune_pending_below(7).unwrap();
+        prune_pending_below(&store, 7);
         assert_eq!(store.pending_proposal_at(6, 3).unwrap(), None);
         assert_eq!(
             store.pending_proposal_at(8, 0).unwrap(),
             Some(b"block e".to_vec())
         );
 
-        store.prune_pending_below(u64::MAX).unwrap();
+        prune_pending_below(&store, u64::MAX);
         for (h, r) in [(6, 0), (7, 2), (8, 0), (9, 0)] {
             assert_eq!(store.pending_proposal_at(h, r).unwrap(), None);
         }

@@ -457,14 +457,14 @@ fn state_parts(store: &Path) -> anyhow::Result<Vec<Part>> {
     let mut parts = Vec::new();
     for entry in txn.open_table(STATE_LATEST)?.iter()? {
         let (key, value) = entry?;
-        parts.extend(state_entry_parts("state", key.value(), Some(value.value())));
+        parts.extend(state_entry_parts(key.value(), Some(value.value())));
     }
     for entry in txn.open_table(STATE_DIFFS)?.iter()? {
         let (height, diff) = entry?;
         let diff: ledger::state::StateDiff = ledger::codec::decode(diff.value())
             .with_context(|| format!("state diff of height {}", height.value()))?;
         for (key, value) in &diff {
-            parts.extend(state_entry_parts("state", key, value.as_deref()));
+            parts.extend(state_entry_parts(key, value.as_deref()));
         }
     }
     for entry in txn.open_table(JMT_VALUES)?.iter()? {
@@ -483,11 +483,11 @@ fn state_parts(store: &Path) -> anyhow::Result<Vec<Part>> {
 /// id starting with a few printable bytes formed a "text run" in which a reading like "99"
 /// matched by chance (a CI run hit exactly that). The id and the value are scanned as parts
 /// of their own; the namespace carries no personal data.
-fn state_entry_parts(prefix: &str, key: &[u8], value: Option<&[u8]>) -> Vec<Part> {
+fn state_entry_parts(key: &[u8], value: Option<&[u8]>) -> Vec<Part> {
     let namespace_len = key.iter().take_while(|&&b| b != b'/').count();
     let namespace = String::from_utf8_lossy(&key[..namespace_len]);
     let id = &key[namespace_len..];
-    let source = format!("{prefix} {namespace}{}", hex::encode(id));
+    let source = format!("state {namespace}{}", hex::encode(id));
     let id = id.strip_prefix(b"/").unwrap_or(id);
     let mut parts = vec![Part {
         source: format!("{source} key"),
