@@ -127,7 +127,7 @@ impl NodeHandle {
         };
         let tx = ledger::exec::check_tx_stateless(&chain_id, tx_bytes)?;
         let mut pool = self.mempool.lock().map_err(|_| poisoned())?;
-        let result = pool.insert_checked(self.store.as_ref(), tx);
+        let result = self.with_latest_state(|state| pool.insert_checked(state, tx));
         self.metrics.mempool_size.set(pool.len() as i64);
         result
     }
@@ -154,13 +154,15 @@ impl NodeHandle {
         let checked = ledger::exec::check_txs_stateless(&chain_id, &bytes);
         match self.mempool.lock() {
             Ok(mut pool) => {
-                for (&i, check) in fresh.iter().zip(checked) {
-                    verdicts[i] = Some(
-                        check
-                            .map_err(Rejected::from)
-                            .and_then(|tx| pool.insert_checked(self.store.as_ref(), tx)),
-                    );
-                }
+                self.with_latest_state(|state| {
+                    for (&i, check) in fresh.iter().zip(checked) {
+                        verdicts[i] = Some(
+                            check
+                                .map_err(Rejected::from)
+                                .and_then(|tx| pool.insert_checked(state, tx)),
+                        );
+                    }
+                });
                 self.metrics.mempool_size.set(pool.len() as i64);
             }
             Err(_) => {
@@ -176,6 +178,21 @@ impl NodeHandle {
         let rejected = verdicts.iter().filter(|v| v.is_err()).count();
         self.metrics.txs_rejected.inc_by(rejected as u64);
         verdicts
+    }
+    /// Runs `f` on one snapshot of the latest committed state, so a batch of admissions reads
+    /// its nonces from one read transaction instead of opening one per tx (that was ~3 % of a
+    /// validator's CPU under load). Called with the pool's lock held: a block committed after
+    /// the snapshot was taken is handled by the `remove_committed` that waits for this lock,
+    /// exactly as with per-read snapshots. If no snapshot can be opened, reads go through the
+    /// store one by one (each logs its own failure).
+    fn with_latest_state<R>(&self, f: impl FnOnce(&dyn ledger::state::StateRead) -> R) -> R {
+        match self.store.state_snapshot() {
+            Ok(snapshot) => f(&snapshot),
+            Err(error) => {
+                tracing::error!(%error, "mempool: cannot open a state snapshot; reading key by key");
+                f(self.store.as_ref())
+            }
+        }
     }
     /// Every block committed from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<FinalizedBlock> {

@@ -21,7 +21,7 @@
 //! | `validators`     | height (u64)                      | borsh [`ValidatorSet`] that signs `height` |
 //! | `tx_index`       | SHA-256 of the tx bytes           | height (u64)                               |
 //! | `state_latest`   | state key                         | state value (latest committed)             |
-//! | `jmt_nodes`      | borsh `NodeKey`                   | borsh `Node`                               |
+//! | `jmt_nodes`      | borsh `NodeKey`                   | [`tree_codec`] `Node` (compact internals)  |
 //! | `jmt_values`     | version (u64 BE) ‖ key hash (32)  | borsh `Option<Vec<u8>>` of the leaf        |
 //! | `pending_by_id`  | block id                          | height (u64 BE) ‖ block bytes              |
 //! | `pending_at`     | height (u64 BE) ‖ round (u32 BE)  | block id                                   |
@@ -108,6 +108,9 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+mod tree_codec;
+use tree_codec::{decode_node, encode_node};
+
 /// Table names, also used in [`StoreError::Corrupt`].
 mod names {
     pub const META: &str = "meta";
@@ -143,7 +146,9 @@ const META_LAST_HEIGHT: &str = "last_height";
 /// 2: `jmt_values` keyed by version first, one value per leaf node.
 /// 3: `state_latest` and `tx_index` written behind, `state_diffs` (a version 2 file is a
 ///    version 3 file with no diffs, so it is upgraded in place).
-const SCHEMA_VERSION: u32 = 3;
+/// 4: internal JMT nodes in [`tree_codec`]'s compact form (borsh nodes still read, so a
+///    version 2 or 3 file is upgraded in place; older builds must not read the new nodes).
+const SCHEMA_VERSION: u32 = 4;
 
 /// redb's page cache (its default is 1 GiB, which would dominate a validator's memory).
 pub const DEFAULT_CACHE_BYTES: usize = 128 * 1024 * 1024;
@@ -229,6 +234,14 @@ fn decode_stored<T: BorshDeserialize>(
     key: impl std::fmt::Display,
 ) -> Result<T, StoreError> {
     borsh::from_slice(bytes).map_err(|_| corrupt(table, key))
+}
+
+/// Decodes a `jmt_nodes` value; `key` (the table key) names it in the error.
+fn decode_stored_node(bytes: &[u8], key: &[u8]) -> Result<Node, StoreError> {
+    decode_node(bytes).map_err(|e| {
+        tracing::error!(error = %e, key = %hex::encode(key), "undecodable JMT node");
+        corrupt(names::JMT_NODES, hex::encode(key))
+    })
 }
 
 fn read_u64_be(bytes: &[u8], table: &'static str, key: impl std::fmt::Display) -> Result<u64, StoreError> {
@@ -367,7 +380,7 @@ fn write_node_batch(
     let mut nodes = txn.open_table(JMT_NODES)?;
     let mut values = txn.open_table(JMT_VALUES)?;
     for (key, node) in batch.nodes() {
-        nodes.insert(encode(key).as_slice(), encode(node).as_slice())?;
+        nodes.insert(encode(key).as_slice(), encode_node(node).as_slice())?;
         let Node::Leaf(leaf) = node else {
             continue;
         };
@@ -651,8 +664,9 @@ impl BlockStore {
                     meta.insert(META_SCHEMA, SCHEMA_VERSION.to_be_bytes().as_slice())?;
                 }
                 Some(v) if v.as_slice() == SCHEMA_VERSION.to_be_bytes() => {}
-                Some(v) if v.as_slice() == 2u32.to_be_bytes() => {
-                    // Version 2 wrote both tables on every commit: nothing is unflushed.
+                Some(v) if v.as_slice() == 2u32.to_be_bytes() || v.as_slice() == 3u32.to_be_bytes() => {
+                    // Version 2 wrote both tables on every commit: nothing is unflushed. Both
+                    // wrote every node in borsh, which still reads.
                     meta.insert(META_SCHEMA, SCHEMA_VERSION.to_be_bytes().as_slice())?;
                 }
                 Some(v) => {
@@ -1237,7 +1251,7 @@ impl TreeSnapshot {
         match self.nodes.get(key.as_slice())? {
             None => Ok(None),
             Some(v) => {
-                let node: Node = decode_stored(v.value(), names::JMT_NODES, hex::encode(&key))?;
+                let node = decode_stored_node(v.value(), &key)?;
                 if let Node::Leaf(leaf) = &node {
                     self.leaves_read
                         .borrow_mut()
@@ -1281,7 +1295,7 @@ impl TreeSnapshot {
         for depth in 0..=64 {
             let raw = node_table_key(node_version, &path);
             let node: Node = match self.nodes.get(raw.as_slice())? {
-                Some(v) => decode_stored(v.value(), names::JMT_NODES, hex::encode(&raw))?,
+                Some(v) => decode_stored_node(v.value(), &raw)?,
                 // No tree at this version (nothing committed yet).
                 None if depth == 0 => return Ok(None),
                 None => return Err(corrupt(names::JMT_NODES, hex::encode(&raw))),
@@ -1724,6 +1738,63 @@ mod tests {
             .unwrap()
             .value()
             .to_vec();
+        assert_eq!(schema, SCHEMA_VERSION.to_be_bytes());
+    }
+
+    /// A version 3 file holds every JMT node in `jmt`'s borsh form: it opens as version 4,
+    /// its old heights still prove, and new blocks build on its nodes.
+    #[test]
+    fn a_version_3_store_with_borsh_nodes_is_upgraded_in_place() {
+        let dir = TempDir::new("v3");
+        let run = run_chain(6);
+        let compact_bytes;
+        {
+            let store = BlockStore::open(&dir.db()).unwrap();
+            store.init_genesis(&run.chain.genesis).unwrap();
+            replay_all(&store, &run, 4);
+            let txn = store.db.begin_write().unwrap();
+            {
+                let mut nodes = txn.open_table(JMT_NODES).unwrap();
+                let all: Vec<(Vec<u8>, Vec<u8>)> = nodes
+                    .iter()
+                    .unwrap()
+                    .map(|e| {
+                        let (k, v) = e.unwrap();
+                        (k.value().to_vec(), v.value().to_vec())
+                    })
+                    .collect();
+                compact_bytes = all.iter().map(|(_, v)| v.len()).sum::<usize>();
+                let mut borsh_bytes = 0;
+                for (key, value) in all {
+                    let borsh = encode(&decode_node(&value).unwrap());
+                    borsh_bytes += borsh.len();
+                    nodes.insert(key.as_slice(), borsh.as_slice()).unwrap();
+                }
+                assert!(compact_bytes < borsh_bytes, "{compact_bytes} vs {borsh_bytes}");
+                let mut meta = txn.open_table(META).unwrap();
+                meta.insert(META_SCHEMA, 3u32.to_be_bytes().as_slice()).unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        let store = BlockStore::open(&dir.db()).unwrap();
+        let treasury = keys::account(&run.chain.treasury.address());
+        for h in 0..=4u64 {
+            let root = store.state_root(h).unwrap();
+            let (value, proof) = store.get_with_proof(&treasury, h).unwrap();
+            assert_eq!(value, run.chain.state.get_with_proof(&treasury, h).unwrap().0);
+            proof.verify(&root, &treasury, value.as_deref()).unwrap();
+        }
+        for i in 4..6 {
+            let signed = &run.chain.blocks[i];
+            assert_eq!(replay(&store, signed, &run.txs[i]), signed.header.state_root);
+        }
+        assert_eq!(
+            latest_entries(&store.state_snapshot().unwrap()),
+            chain_state(&run)
+        );
+        let txn = store.db.begin_read().unwrap();
+        let meta = txn.open_table(META).unwrap();
+        let schema = meta.get(META_SCHEMA).unwrap().unwrap().value().to_vec();
         assert_eq!(schema, SCHEMA_VERSION.to_be_bytes());
     }
 
