@@ -26,6 +26,9 @@ pub enum Which {
     Ledger,
     /// tendermint-rs's light-client verifier, for comparison (../shared/anchor-bench).
     Anchor,
+    /// The block store alone: CPU and bytes per tx of a validator's tree update and commit
+    /// (node/benches/store.rs).
+    Store,
     /// Throughput and finality latency of a 4-validator localnet (tests/src/bin/node_bench.rs).
     Node,
     /// Light-client verification natively and in headless Chromium (wasm), and the skip.
@@ -80,6 +83,9 @@ pub fn run(options: &Options<'_>) -> Result<()> {
         cmd::run(&mut anchor_cmd)?;
     }
 
+    if wants(Which::Store) {
+        cmd::run(&mut cmd::new("cargo bench -p medledger-node --bench store"))?;
+    }
     if wants(Which::Node) {
         node(options.node_args)?;
     }

@@ -138,7 +138,10 @@ struct Reader<'a>(&'a [u8]);
 
 impl Reader<'_> {
     fn array<const N: usize>(&mut self) -> Result<[u8; N], NodeDecodeError> {
-        let (head, rest) = self.0.split_first_chunk::<N>().ok_or(NodeDecodeError::Truncated)?;
+        let (head, rest) = self
+            .0
+            .split_first_chunk::<N>()
+            .ok_or(NodeDecodeError::Truncated)?;
         self.0 = rest;
         Ok(*head)
     }
