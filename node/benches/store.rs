@@ -17,6 +17,7 @@
 use ledger::state::keys::{self, ListKind};
 use ledger::state::StateDiff;
 use ledger::test_utils::{sign_commit, TestChain, TEST_CHAIN_ID};
+use ledger::types::Cid;
 use ledger::{apply_block, Block, BlockContext, Hash};
 use node::store::BlockStore;
 use rand::rngs::StdRng;
@@ -120,7 +121,10 @@ impl Population {
                 self.bump_nonce(diff, &device, p);
                 let commitment = id(rng);
                 diff.insert(keys::commitment(&commitment), Some(random_bytes(rng, 190)));
-                diff.insert(key_with("cid/", &id(rng)), Some(commitment.0.to_vec()));
+                diff.insert(
+                    keys::commitment_by_cid(&Cid { digest: id(rng) }),
+                    Some(commitment.0.to_vec()),
+                );
                 self.push(diff, p, 0, ListKind::PatientCommitments, &commitment);
                 330
             }
@@ -157,12 +161,6 @@ impl Population {
             }
         }
     }
-}
-
-fn key_with(namespace: &str, id: &Hash) -> Vec<u8> {
-    let mut out = namespace.as_bytes().to_vec();
-    out.extend_from_slice(&id.0);
-    out
 }
 
 /// Commits `diff` as the next block (header built the way a proposer builds it, a commit signed
@@ -234,10 +232,7 @@ fn main() {
         );
     }
     for _ in 0..args.prefill {
-        diff.insert(
-            key_with("commitment/", &id(&mut rng)),
-            Some(random_bytes(&mut rng, 190)),
-        );
+        diff.insert(keys::commitment(&id(&mut rng)), Some(random_bytes(&mut rng, 190)));
     }
     commit(&store, &chain, &diff, Vec::new());
 

@@ -1604,17 +1604,21 @@ mod tests {
             .collect()
     }
 
-    /// Every latest value a snapshot sees: the table with the unflushed part over it.
-    fn latest_entries(snapshot: &StateSnapshot) -> BTreeMap<Vec<u8>, Vec<u8>> {
-        let mut all: BTreeMap<Vec<u8>, Vec<u8>> = snapshot
-            .latest
+    /// Every entry of a byte-keyed table, copied out of redb's guards.
+    fn owned_entries(table: &impl ReadableTable<&'static [u8], &'static [u8]>) -> Vec<(Vec<u8>, Vec<u8>)> {
+        table
             .iter()
             .unwrap()
             .map(|entry| {
                 let (k, v) = entry.unwrap();
                 (k.value().to_vec(), v.value().to_vec())
             })
-            .collect();
+            .collect()
+    }
+
+    /// Every latest value a snapshot sees: the table with the unflushed part over it.
+    fn latest_entries(snapshot: &StateSnapshot) -> BTreeMap<Vec<u8>, Vec<u8>> {
+        let mut all: BTreeMap<Vec<u8>, Vec<u8>> = owned_entries(&snapshot.latest).into_iter().collect();
         if let Some(unflushed) = &snapshot.unflushed {
             for (key, value) in unflushed.state.iter().flat_map(|range| range.iter()) {
                 match value {
@@ -1755,14 +1759,7 @@ mod tests {
             let txn = store.db.begin_write().unwrap();
             {
                 let mut nodes = txn.open_table(JMT_NODES).unwrap();
-                let all: Vec<(Vec<u8>, Vec<u8>)> = nodes
-                    .iter()
-                    .unwrap()
-                    .map(|e| {
-                        let (k, v) = e.unwrap();
-                        (k.value().to_vec(), v.value().to_vec())
-                    })
-                    .collect();
+                let all = owned_entries(&nodes);
                 compact_bytes = all.iter().map(|(_, v)| v.len()).sum::<usize>();
                 let mut borsh_bytes = 0;
                 for (key, value) in all {

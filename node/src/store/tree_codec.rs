@@ -18,6 +18,7 @@
 //! `jmt`'s own encoding.
 
 use jmt::storage::Node;
+use ledger::codec::encode;
 
 /// First byte of a compact internal node (borsh's `Node` tags are 0, 1 and 2).
 const COMPACT_INTERNAL: u8 = 3;
@@ -45,7 +46,7 @@ pub enum NodeDecodeError {
 /// The stored bytes of `node`.
 pub fn encode_node(node: &Node) -> Vec<u8> {
     let Node::Internal(internal) = node else {
-        return borsh::to_vec(node).unwrap_or_default();
+        return encode(node);
     };
     let mut present = 0u16;
     let mut leaves = 0u16;
