@@ -35,7 +35,9 @@ use gateway::envelope::{readings_root, seal_lines, ContentType, EnvelopeHeader, 
 use ledger::crypto::{AccountKeys, Address};
 use ledger::state::keys;
 use ledger::state::records::{DataCommitment, Study, StudyStatus};
-use ledger::tx::{Action, ConsentScope, ConsentTerms, DataCommitmentBody, Grantee, MAX_EVIDENCE};
+use ledger::tx::{
+    commitment_id, Action, ConsentScope, ConsentTerms, DataCommitmentBody, Grantee, MAX_EVIDENCE,
+};
 use ledger::types::{
     AccessLevel, Cid, DataCategory, LoincCode, Purpose, RecordId, TimeMs, TimeRange, DAY_MS,
 };
@@ -506,14 +508,11 @@ async fn contribution(
     patient: &Address,
     cid: &Cid,
 ) -> AppResult<Vec<Vec<u8>>> {
-    let id = api::query(async |c| c.read::<RecordId>(&keys::commitment_by_cid(cid)).await)
-        .await?
-        .value
-        .ok_or_else(|| AppError::Blob(format!("no commitment names the delivery {}", cid.to_text())))?;
+    let id = commitment_id(cid);
     let delivery = api::query(async |c| c.commitment(&id).await)
         .await?
         .value
-        .ok_or_else(|| AppError::Blob("the delivery's commitment is not on chain".into()))?;
+        .ok_or_else(|| AppError::Blob(format!("no commitment names the delivery {}", cid.to_text())))?;
     if delivery.patient != *patient {
         return Err(AppError::Blob(
             "the delivery was committed by someone else".into(),

@@ -16,8 +16,9 @@ use borsh::BorshDeserialize;
 use ledger::crypto::{Hash, PublicKey};
 use ledger::header::Header;
 use ledger::state::keys::{self, ListKind};
+use ledger::state::records::DataCommitment;
 use ledger::state::{StateProof, StateProofError};
-use ledger::tx::{SignedAccessRequest, Tx};
+use ledger::tx::{commitment_id, SignedAccessRequest, Tx};
 use ledger::types::{Cid, RecordId};
 use serde::Deserialize;
 use std::sync::Arc;
@@ -275,9 +276,11 @@ impl RelayClient {
         Ok(self.read(at, &keys::nonce(signer)).await?.unwrap_or(0))
     }
 
-    /// The commitment that holds `cid`, if one was committed.
+    /// The commitment that holds `cid`, if one was committed (its id follows from the CID).
     pub async fn commitment_of_cid(&self, at: &Snapshot, cid: &Cid) -> Result<Option<RecordId>, ChainError> {
-        self.read(at, &keys::commitment_by_cid(cid)).await
+        let id = commitment_id(cid);
+        let commitment: Option<DataCommitment> = self.read(at, &keys::commitment(&id)).await?;
+        Ok(commitment.map(|_| id))
     }
 
     /// Submits a tx to the mempool; a tx the pool already holds counts as submitted.

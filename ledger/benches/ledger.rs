@@ -568,7 +568,7 @@ fn tx_fixture() -> TxFixture {
     let mut txs = Vec::new();
     for i in 0..PATIENTS {
         let body = commit_body(&patients[i], &devices[i], ctx.time);
-        let id = ledger::tx::record_id(b"commitment", &devices[i].address(), devices[i].nonce);
+        let id = ledger::tx::commitment_id(&body.cid);
         setup_commitments.push((id, body.cid));
         txs.push(devices[i].tx(Action::CommitData(body)));
         txs.push(patients[i].tx(Action::GrantConsent(ConsentTerms {

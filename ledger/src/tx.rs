@@ -389,7 +389,16 @@ pub struct StudyTerms {
     pub ends_at: TimeMs,
 }
 
-/// Deterministic id of the record a tx creates: SHA-256(kind ‖ signer ‖ nonce).
+/// The id of the data commitment that holds the blob `cid`: SHA-256 of a domain tag and the
+/// CID's digest. Commitments are keyed by their content, so a CID is committed at most once
+/// and whoever holds a CID (storage, a researcher, the patient's own gateway) finds its
+/// commitment with one read and no index.
+pub fn commitment_id(cid: &Cid) -> RecordId {
+    sha256_concat(&[b"medledger/record/commitment-of-cid/", &cid.digest.0])
+}
+
+/// Deterministic id of the record a tx creates: SHA-256(kind ‖ signer ‖ nonce). (Data
+/// commitments are the exception: see [`commitment_id`].)
 pub fn record_id(kind: &[u8], signer: &PublicKey, nonce: u64) -> RecordId {
     sha256_concat(&[b"medledger/record/", kind, &signer.0, &nonce.to_be_bytes()])
 }

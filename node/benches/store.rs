@@ -7,7 +7,7 @@
 //!
 //! Blocks are synthetic but shaped like `node_bench`'s mix (commit / transfer / consent /
 //! access = 40 / 30 / 15 / 15): per tx the same state keys with the same value sizes (a device
-//! commitment writes the device's nonce, the commitment, its CID index, the patient's list
+//! commitment writes the device's nonce, the commitment (keyed by its CID), the patient's list
 //! length and a list item...), on a state pre-filled with the keys of 10,000 patients, their
 //! devices and history. Block contents are random bytes of a tx's size: the store does not
 //! execute txs.
@@ -17,7 +17,6 @@
 use ledger::state::keys::{self, ListKind};
 use ledger::state::StateDiff;
 use ledger::test_utils::{sign_commit, TestChain, TEST_CHAIN_ID};
-use ledger::types::Cid;
 use ledger::{apply_block, Block, BlockContext, Hash};
 use node::store::BlockStore;
 use rand::rngs::StdRng;
@@ -121,10 +120,6 @@ impl Population {
                 self.bump_nonce(diff, &device, p);
                 let commitment = id(rng);
                 diff.insert(keys::commitment(&commitment), Some(random_bytes(rng, 190)));
-                diff.insert(
-                    keys::commitment_by_cid(&Cid { digest: id(rng) }),
-                    Some(commitment.0.to_vec()),
-                );
                 self.push(diff, p, 0, ListKind::PatientCommitments, &commitment);
                 330
             }

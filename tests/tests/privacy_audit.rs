@@ -24,7 +24,7 @@ use gateway::sim::{DeviceKind, Measurement, PatientSim};
 use gateway::spool::Spool;
 use ledger::crypto::{AccountKeys, Address};
 use ledger::header::Block;
-use ledger::tx::{record_id, AccessRequest, Action, AlertCondition, Grantee, Tx};
+use ledger::tx::{commitment_id, AccessRequest, Action, AlertCondition, Grantee, Tx};
 use ledger::types::{Purpose, TimeMs, TimeRange};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
@@ -178,7 +178,7 @@ impl ChainView {
                             self.range_bounds.insert(bound);
                         }
                     }
-                    let id = record_id(b"commitment", &tx.body.signer, tx.body.nonce);
+                    let id = commitment_id(&body.cid);
                     self.batches.entry(body.patient).or_insert((id, body.cid));
                     self.sample_commit_tx.get_or_insert_with(|| bytes.clone());
                 }

@@ -1,12 +1,12 @@
 //! Step 3 of the module docs: moving a device's spooled batches onto the chain in rounds,
-//! and resolving what is in flight. Idempotent by asking the chain (the CID index, the
-//! device's nonce), so a lost answer or a relay restart never commits a batch twice.
+//! and resolving what is in flight. Idempotent by asking the chain (the commitment a CID
+//! names, the device's nonce), so a lost answer or a relay restart never commits a batch twice.
 
 use super::{PatientWorker, Stats, WorkerError};
 use crate::chain::{ChainError, RelayClient};
 use crate::spool::{Spool, SpooledBatch};
 use ledger::crypto::Hash;
-use ledger::tx::{record_id, Action, TxBody};
+use ledger::tx::{commitment_id, Action, TxBody};
 use ledger::types::TimeMs;
 use std::time::Instant;
 use tracing::{debug, info, warn};
@@ -134,8 +134,8 @@ impl PatientWorker {
             }
             let actions: Vec<(Action, Sent)> = match batch.commitment {
                 None => {
-                    // Committed already (an answer lost to a restart or a timeout)? The CID index
-                    // knows. Only asked for batches whose earlier send this process cannot vouch
+                    // Committed already (an answer lost to a restart or a timeout)? The chain
+                    // knows: a commitment's id follows from its CID. Only asked for batches whose earlier send this process cannot vouch
                     // for: sealed by an earlier run, or sent before.
                     let unsure = batch.window_start < self.resumed_at
                         || self.devices[i].sent_before.contains(&batch.window_start);
@@ -148,7 +148,7 @@ impl PatientWorker {
                         continue;
                     }
                     client.put_blob(&batch.body.cid, batch.blob.clone()).await?;
-                    let commitment = record_id(b"commitment", &device_pk, nonce);
+                    let commitment = commitment_id(&batch.body.cid);
                     vec![(
                         Action::CommitData(batch.body.clone()),
                         Sent::Commit { commitment },

@@ -308,7 +308,7 @@ pub struct CommittedBatch {
 /// Seals each batch for the patient and the grantees whose consent covers it, uploads the
 /// blobs and commits them with `CommitData` signed by the patient (device `None`), in rounds of
 /// [`IMPORT_ROUND`] consecutive nonces; returns once the chain holds every one (checked with a
-/// proof through the CID index).
+/// proof of the commitment its CID names).
 pub async fn commit_batches<R: rand_core::CryptoRng + rand_core::RngCore>(
     client: &RelayClient,
     keys: &AccountKeys,
@@ -344,7 +344,7 @@ pub async fn commit_batches<R: rand_core::CryptoRng + rand_core::RngCore>(
                 Err(e) => return Err(e.into()),
             }
         }
-        // Included, and executed: the CID index names the commitment only if CommitData succeeded.
+        // Included, and executed: the commitment a CID names exists only if CommitData succeeded.
         let deadline = Instant::now() + INCLUSION_WAIT;
         let mut waiting = sent;
         loop {

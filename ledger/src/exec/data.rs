@@ -7,7 +7,7 @@ use crate::crypto::{Address, Hash, PublicKey};
 use crate::state::keys::{self, ListKind};
 use crate::state::records::{Alert, AlertRule, DataCommitment, Device};
 use crate::state::Overlay;
-use crate::tx::{record_id, AlertCondition, DataCommitmentBody, MAX_BLOB_BYTES, MAX_CODES};
+use crate::tx::{commitment_id, record_id, AlertCondition, DataCommitmentBody, MAX_BLOB_BYTES, MAX_CODES};
 use crate::types::{validate_set, Cid, DataCategory, LoincCode, RecordId, Role, TimeRange};
 
 pub(super) fn load_commitment(o: &Overlay<'_>, id: &RecordId) -> Result<DataCommitment, TxError> {
@@ -85,13 +85,12 @@ pub(super) fn revoke_device(
     Ok(())
 }
 
-/// Records a new commitment and indexes it under its patient and its CID.
-fn insert_commitment(o: &mut Overlay<'_>, id: RecordId, commitment: &DataCommitment) -> Result<(), TxError> {
-    let cid_key = keys::commitment_by_cid(&commitment.cid);
-    if o.contains(&cid_key) {
+/// Records a new commitment under its CID's id and lists it under its patient.
+fn insert_commitment(o: &mut Overlay<'_>, commitment: &DataCommitment) -> Result<(), TxError> {
+    let id = commitment_id(&commitment.cid);
+    if o.contains(&keys::commitment(&id)) {
         return Err(TxError::DuplicateCid(commitment.cid));
     }
-    o.write(cid_key, &id);
     o.write(keys::commitment(&id), commitment);
     o.push_to_list(ListKind::PatientCommitments, &commitment.patient.0, &id)?;
     Ok(())
@@ -114,7 +113,6 @@ pub(super) fn commit_data(
     o: &mut Overlay<'_>,
     ctx: &BlockContext,
     signer: PublicKey,
-    nonce: u64,
     body: &DataCommitmentBody,
 ) -> Result<(), TxError> {
     load_with_role(o, &body.patient, Role::Patient)?;
@@ -161,15 +159,13 @@ pub(super) fn commit_data(
         committed_at: ctx.height,
         erased_at: None,
     };
-    insert_commitment(o, record_id(b"commitment", &signer, nonce), &commitment)
+    insert_commitment(o, &commitment)
 }
 
-#[allow(clippy::too_many_arguments)]
 pub(super) fn add_note(
     o: &mut Overlay<'_>,
     ctx: &BlockContext,
     signer: Address,
-    nonce: u64,
     patient: &Address,
     cid: Cid,
     size: u64,
@@ -193,7 +189,7 @@ pub(super) fn add_note(
         committed_at: ctx.height,
         erased_at: None,
     };
-    insert_commitment(o, record_id(b"commitment", &signer, nonce), &commitment)
+    insert_commitment(o, &commitment)
 }
 
 pub(super) fn erase(

@@ -205,22 +205,13 @@ fn apply_verified_tx(state: &dyn StateRead, ctx: &BlockContext, tx: &Tx) -> Resu
             data::register_device(&mut overlay, ctx, signer, *device, loinc_codes)
         }
         Action::RevokeDevice { device } => data::revoke_device(&mut overlay, ctx, signer, device),
-        Action::CommitData(body) => data::commit_data(&mut overlay, ctx, signer, nonce, body),
+        Action::CommitData(body) => data::commit_data(&mut overlay, ctx, signer, body),
         Action::AddClinicianNote {
             patient,
             cid,
             size,
             time_range,
-        } => data::add_note(
-            &mut overlay,
-            ctx,
-            signer,
-            nonce,
-            patient,
-            *cid,
-            *size,
-            *time_range,
-        ),
+        } => data::add_note(&mut overlay, ctx, signer, patient, *cid, *size, *time_range),
         Action::EraseData { commitment } => data::erase(&mut overlay, ctx, signer, commitment),
         Action::SetAlertRule {
             patient,

@@ -3,7 +3,7 @@
 //! own inclusion proof and appending rewrites two small values, never a growing one.
 
 use crate::crypto::PublicKey;
-use crate::types::{Cid, RecordId};
+use crate::types::RecordId;
 
 fn key(namespace: &str, parts: &[&[u8]]) -> Vec<u8> {
     let mut out = Vec::with_capacity(namespace.len() + 1 + parts.iter().map(|p| p.len()).sum::<usize>());
@@ -26,10 +26,6 @@ pub fn device(device: &PublicKey) -> Vec<u8> {
 }
 pub fn commitment(id: &RecordId) -> Vec<u8> {
     key("commitment", &[&id.0])
-}
-/// CID → commitment id, so storage finds the commitment of a blob and CIDs stay unique.
-pub fn commitment_by_cid(cid: &Cid) -> Vec<u8> {
-    key("cid", &[&cid.digest.0])
 }
 pub fn consent(id: &RecordId) -> Vec<u8> {
     key("consent", &[&id.0])

@@ -4,7 +4,7 @@ use crate::support::{code, reject, World};
 use ledger::access::{may_read, AccessDenied};
 use ledger::crypto::SigningKey;
 use ledger::state::records::AccessBasis;
-use ledger::tx::Action;
+use ledger::tx::{commitment_id, Action};
 use ledger::types::{loinc, Cid, DataCategory, Purpose, Role, TimeRange, ValueError, HOUR_MS};
 use ledger::TxError;
 
@@ -176,6 +176,10 @@ fn a_blob_is_committed_once_and_never_dated_in_the_future() {
     let body = w.hour_of_glucose();
     let tx = w.device_tx(Action::CommitData(body.clone()));
     w.chain.submit(tx).unwrap();
+    // The commitment's id is its CID's, so anyone holding the CID finds it with one read.
+    let id = w.last_commitment();
+    assert_eq!(id, commitment_id(&body.cid));
+    assert_eq!(w.commitment(&id).cid, body.cid);
     let mut dup = w.hour_of_glucose();
     dup.cid = body.cid;
     let tx = w.device_tx(Action::CommitData(dup));

@@ -50,7 +50,7 @@ use ledger::crypto::{AccountKeys, Address, Hash, SignatureError};
 use ledger::state::keys;
 use ledger::state::records::{AccessBasis, DataCommitment, Study};
 use ledger::state::{CorruptState, StateRead, StateReadExt};
-use ledger::tx::{AccessRequest, SignedAccessRequest};
+use ledger::tx::{commitment_id, AccessRequest, SignedAccessRequest};
 use ledger::types::{Cid, RecordId, TimeMs};
 use node::mempool::Rejected;
 use node::store::StoreError;
@@ -262,11 +262,8 @@ impl BlobService {
     /// `true` when a commitment names `cid` and its patient erased it.
     fn is_erased(&self, cid: &Cid) -> Result<bool, BlobError> {
         let state = self.inner.chain.snapshot()?;
-        let Some(id) = state.read::<RecordId>(&keys::commitment_by_cid(cid))? else {
-            return Ok(false);
-        };
         Ok(state
-            .read::<DataCommitment>(&keys::commitment(&id))?
+            .read::<DataCommitment>(&keys::commitment(&commitment_id(cid)))?
             .is_some_and(|c| c.erased_at.is_some()))
     }
 

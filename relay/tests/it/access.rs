@@ -10,7 +10,7 @@ use ledger::state::keys::ListKind;
 use ledger::state::records::AccessBasis;
 use ledger::state::StateReadExt;
 use ledger::tx::{
-    record_id, AccessRequest, Action, ConsentScope, ConsentTerms, DataCommitmentBody, Grantee,
+    commitment_id, record_id, AccessRequest, Action, ConsentScope, ConsentTerms, DataCommitmentBody, Grantee,
     SignedAccessRequest,
 };
 use ledger::types::{loinc, AccessLevel, Cid, LoincCode, Purpose, RecordId, TimeRange};
@@ -93,7 +93,7 @@ async fn reads_follow_consent_and_are_recorded_on_chain() {
             reading_count: 60,
         }),
     );
-    let commitment = record_id(b"commitment", &patient.address(), commit.body.nonce);
+    let commitment = commitment_id(&cid);
     dev.commit(commit).await;
 
     // The patient reads their own data.

@@ -28,7 +28,7 @@ use ledger::crypto::{sha256, sha256_concat, AccountKeys, Hash, SigningKey};
 use ledger::genesis::GenesisAccount;
 use ledger::header::Block;
 use ledger::tx::{
-    record_id, AccessRequest, Action, ConsentScope, ConsentTerms, DataCommitmentBody, Grantee, Tx, TxBody,
+    commitment_id, AccessRequest, Action, ConsentScope, ConsentTerms, DataCommitmentBody, Grantee, Tx, TxBody,
 };
 use ledger::types::{loinc, AccessLevel, Cid, LoincCode, Purpose, Role, TimeRange};
 use std::collections::{BTreeMap, HashMap};
@@ -1188,7 +1188,7 @@ async fn bench(args: &Args) -> Result<()> {
             serial,
         });
         pop.readable.push(Readable {
-            commitment: record_id(b"commitment", &pop.devices[p].public_key(), nonce),
+            commitment: commitment_id(&Population::cid(serial)),
             cid: Population::cid(serial),
             reader: p % READERS,
         });
