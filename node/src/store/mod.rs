@@ -21,8 +21,8 @@
 //! | `validators`     | height (u64)                      | borsh [`ValidatorSet`] that signs `height` |
 //! | `tx_index`       | SHA-256 of the tx bytes           | height (u64)                               |
 //! | `state_latest`   | state key                         | state value (latest committed)             |
-//! | `jmt_nodes`      | borsh `NodeKey`                   | [`tree_codec`] `Node` (compact internals)  |
-//! | `jmt_values`     | version (u64 BE) ‖ key hash (32)  | borsh `Option<Vec<u8>>` of the leaf        |
+//! | `jmt_nodes`      | borsh `NodeKey`                   | [`tree_codec`] `Node` (leaves with values) |
+//! | `jmt_values`     | version (u64 BE) ‖ key hash (32)  | value of a leaf of a schema 2–4 file       |
 //! | `pending_by_id`  | block id                          | height (u64 BE) ‖ block bytes              |
 //! | `pending_at`     | height (u64 BE) ‖ round (u32 BE)  | block id                                   |
 //! | `state_diffs`    | height (u64)                      | borsh `StateDiff` of a recent block        |
@@ -46,23 +46,23 @@
 //! becomes visible, and views are persistent maps, so a snapshot never sees a half-applied
 //! block.
 //!
-//! `jmt_values` holds one value per JMT *leaf node*: the value of the leaf written at version
-//! `v` is under `v ‖ key hash`. Reading a key at a height walks the tree of that height to
-//! the key's leaf and reads the value of the leaf's version. Keyed by version first, a
-//! block's values go to the end of the table together, where keyed by key hash first (the
-//! first layout) each landed on a random page and a block of 2,000 txs rewrote ~7,000 pages
-//! of a table that grows with history, most of the bytes every commit wrote. A leaf that
-//! `jmt` moves without changing its value (a new key split its place) is a new leaf node
-//! without a new value in the batch: its value is copied from the previous version.
+//! Every JMT *leaf node* is stored with its value ([`tree_codec`]): reading a key at a height
+//! walks the tree of that height to the key's leaf, which holds the value (checked against
+//! the leaf's value hash). A block writes one entry per changed key; until schema 5 values
+//! sat in a table of their own (`jmt_values`, `v ‖ key hash` → value), a second B-tree
+//! insert per key and 40 more bytes of key, which the leaves of older files still read. A
+//! leaf that `jmt` moves without changing its value (a new key split its place) is a new
+//! leaf node without a new value in the batch: its value is copied from the leaf it
+//! replaces.
 //!
-//! Stale JMT nodes and superseded `jmt_values` versions are never pruned yet: the file grows
+//! Stale JMT nodes (and the values their leaves carry) are never pruned yet: the file grows
 //! with history, and every height stays provable. (`jmt`'s stale-node index is computed but
 //! dropped; pruning will need it stored.)
 //!
 //! # Atomicity and durability
 //!
 //! [`BlockStore::commit_block`] writes a block's *entire* effect — block, commit, both
-//! validator sets, the JMT nodes and values of version `height`, the block's state diff (or
+//! validator sets, the JMT nodes (leaves with their values) of version `height`, the block's state diff (or
 //! the flush of the latest values and tx index) and `last_height` — in **one** redb write
 //! transaction, and
 //! [`BlockStore::init_genesis`] does the same for version 0. redb is copy-on-write: a
@@ -96,7 +96,7 @@
 
 use borsh::BorshDeserialize;
 use jmt::storage::{LeafNode, Node, NodeBatch, NodeKey, TreeReader, TreeWriter};
-use jmt::{JellyfishMerkleTree, KeyHash, OwnedValue, Version};
+use jmt::{JellyfishMerkleTree, KeyHash, OwnedValue, ValueHash, Version};
 use ledger::codec::encode;
 use ledger::crypto::sha256;
 use ledger::state::{to_value_set, StateDiff, StateProof, StateProofError, StateRead, StateTree};
@@ -109,7 +109,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 mod tree_codec;
-use tree_codec::{decode_node, encode_node};
+use tree_codec::{decode_node, encode_leaf, encode_node};
 
 /// Table names, also used in [`StoreError::Corrupt`].
 mod names {
@@ -148,7 +148,9 @@ const META_LAST_HEIGHT: &str = "last_height";
 ///    version 3 file with no diffs, so it is upgraded in place).
 /// 4: internal JMT nodes in [`tree_codec`]'s compact form (borsh nodes still read, so a
 ///    version 2 or 3 file is upgraded in place; older builds must not read the new nodes).
-const SCHEMA_VERSION: u32 = 4;
+/// 5: leaves carry their values; `jmt_values` is no longer written (it still serves the
+///    leaves of older files, so a version 2–4 file is upgraded in place).
+const SCHEMA_VERSION: u32 = 5;
 
 /// redb's page cache (its default is 1 GiB, which would dominate a validator's memory).
 pub const DEFAULT_CACHE_BYTES: usize = 128 * 1024 * 1024;
@@ -367,10 +369,9 @@ fn begin_write(db: &Database) -> Result<WriteTransaction, StoreError> {
     Ok(txn)
 }
 
-/// Writes a JMT node batch into `txn`: its nodes, and the value of each new leaf node
-/// (see the module docs). `before` reads the tree the batch builds on: a leaf `jmt` moved
-/// keeps the value it had there, found through `leaves_read` (the update read that leaf) or
-/// else by a walk. Deletions leave no leaf, so they write no value.
+/// Writes a JMT node batch into `txn`, each leaf with its value (see the module docs).
+/// `before` reads the tree the batch builds on: a leaf `jmt` moved keeps the value it had
+/// there, found through `leaves_read` (the update read that leaf) or else by a walk.
 fn write_node_batch(
     txn: &WriteTransaction,
     batch: &NodeBatch,
@@ -378,31 +379,31 @@ fn write_node_batch(
     leaves_read: &LeavesRead,
 ) -> Result<(), StoreError> {
     let mut nodes = txn.open_table(JMT_NODES)?;
-    let mut values = txn.open_table(JMT_VALUES)?;
     for (key, node) in batch.nodes() {
-        nodes.insert(encode(key).as_slice(), encode_node(node).as_slice())?;
         let Node::Leaf(leaf) = node else {
+            nodes.insert(encode(key).as_slice(), encode_node(node).as_slice())?;
             continue;
         };
         let (version, key_hash) = (key.version(), leaf.key_hash());
-        let value = match batch.values().get(&(version, key_hash)) {
-            Some(Some(value)) => value.clone(),
+        let moved;
+        let value: &[u8] = match batch.values().get(&(version, key_hash)) {
+            Some(Some(value)) => value,
             // A leaf for a deleted key would be a bug in `jmt`; refuse to store it.
             Some(None) => return Err(corrupt(names::JMT_NODES, hex::encode(encode(key)))),
-            None => match leaves_read.get(&key_hash) {
-                Some(&old) => before.leaf_value(old, &key_hash)?,
-                None => version
-                    .checked_sub(1)
-                    .map(|previous| before.value(previous, key_hash))
-                    .transpose()?
-                    .flatten(),
+            None => {
+                moved = match leaves_read.get(&key_hash) {
+                    Some(old) => before.leaf_value(old, &key_hash)?,
+                    None => version
+                        .checked_sub(1)
+                        .map(|previous| before.value(previous, key_hash))
+                        .transpose()?
+                        .flatten(),
+                }
+                .ok_or_else(|| corrupt(names::JMT_NODES, hex::encode(key_hash.0)))?;
+                &moved
             }
-            .ok_or_else(|| corrupt(names::JMT_VALUES, hex::encode(key_hash.0)))?,
         };
-        values.insert(
-            &jmt_value_key(version, &key_hash),
-            encode(&Some(value)).as_slice(),
-        )?;
+        nodes.insert(encode(key).as_slice(), encode_leaf(leaf, value).as_slice())?;
     }
     Ok(())
 }
@@ -623,9 +624,9 @@ struct PreparedTree {
     leaves_read: LeavesRead,
 }
 
-/// The leaf nodes a tree update read from the previous tree: key hash → the leaf's version.
+/// The leaf nodes a tree update read from the previous tree: key hash → the leaf's node key.
 /// A leaf the update moved is one of them, so its value is found without a walk.
-type LeavesRead = std::collections::HashMap<KeyHash, Version>;
+type LeavesRead = std::collections::HashMap<KeyHash, NodeKey>;
 
 /// The validator node's store on one redb file. See the module docs.
 pub struct BlockStore {
@@ -664,9 +665,10 @@ impl BlockStore {
                     meta.insert(META_SCHEMA, SCHEMA_VERSION.to_be_bytes().as_slice())?;
                 }
                 Some(v) if v.as_slice() == SCHEMA_VERSION.to_be_bytes() => {}
-                Some(v) if v.as_slice() == 2u32.to_be_bytes() || v.as_slice() == 3u32.to_be_bytes() => {
-                    // Version 2 wrote both tables on every commit: nothing is unflushed. Both
-                    // wrote every node in borsh, which still reads.
+                Some(v) if [2u32, 3, 4].iter().any(|old| v.as_slice() == old.to_be_bytes()) => {
+                    // Version 2 wrote both tables on every commit: nothing is unflushed. Nodes
+                    // in borsh (2, 3) and leaves whose values are in `jmt_values` (2–4) still
+                    // read.
                     meta.insert(META_SCHEMA, SCHEMA_VERSION.to_be_bytes().as_slice())?;
                 }
                 Some(v) => {
@@ -1255,56 +1257,39 @@ impl TreeSnapshot {
                 if let Node::Leaf(leaf) = &node {
                     self.leaves_read
                         .borrow_mut()
-                        .insert(leaf.key_hash(), node_key.version());
+                        .insert(leaf.key_hash(), node_key.clone());
                 }
                 Ok(Some(node))
             }
         }
     }
 
-    /// The value of `key_hash` in the tree of version `max_version`: the value of its leaf.
+    /// The value of `key_hash` in the tree of version `max_version`: the value of its leaf,
+    /// found by walking from that tree's root along the key's nibbles; `None` if the key has
+    /// no leaf there.
     fn value(&self, max_version: Version, key_hash: KeyHash) -> Result<Option<OwnedValue>, StoreError> {
-        match self.leaf_version(max_version, &key_hash)? {
-            Some(leaf_version) => self.leaf_value(leaf_version, &key_hash),
-            None => Ok(None),
-        }
-    }
-
-    /// The value stored for the leaf of `key_hash` written at `leaf_version`.
-    fn leaf_value(
-        &self,
-        leaf_version: Version,
-        key_hash: &KeyHash,
-    ) -> Result<Option<OwnedValue>, StoreError> {
-        let key = jmt_value_key(leaf_version, key_hash);
-        let Some(value) = self.values.get(&key)? else {
-            return Err(corrupt(names::JMT_VALUES, hex::encode(key)));
-        };
-        let decoded: Option<OwnedValue> = decode_stored(value.value(), names::JMT_VALUES, hex::encode(key))?;
-        decoded
-            .map(Some)
-            .ok_or_else(|| corrupt(names::JMT_VALUES, hex::encode(key)))
-    }
-
-    /// The version of the leaf holding `key_hash` in the tree of `version`, found by walking
-    /// from that tree's root along the key's nibbles; `None` if the key has no leaf there.
-    fn leaf_version(&self, version: Version, key_hash: &KeyHash) -> Result<Option<Version>, StoreError> {
         let mut path: Vec<u8> = Vec::with_capacity(8);
-        let mut node_version = version;
+        let mut node_version = max_version;
         // 64 nibbles in a 32-byte key hash, so at most 65 nodes on a path.
         for depth in 0..=64 {
             let raw = node_table_key(node_version, &path);
-            let node: Node = match self.nodes.get(raw.as_slice())? {
-                Some(v) => decode_stored_node(v.value(), &raw)?,
+            let Some(stored) = self.nodes.get(raw.as_slice())? else {
                 // No tree at this version (nothing committed yet).
-                None if depth == 0 => return Ok(None),
-                None => return Err(corrupt(names::JMT_NODES, hex::encode(&raw))),
+                if depth == 0 {
+                    return Ok(None);
+                }
+                return Err(corrupt(names::JMT_NODES, hex::encode(&raw)));
             };
-            match node {
+            match decode_stored_node(stored.value(), &raw)? {
                 Node::Null => return Ok(None),
-                Node::Leaf(leaf) => return Ok((leaf.key_hash() == *key_hash).then_some(node_version)),
+                Node::Leaf(leaf) if leaf.key_hash() != key_hash => return Ok(None),
+                Node::Leaf(leaf) => {
+                    return self
+                        .stored_leaf_value(&leaf, node_version, stored.value(), &raw)
+                        .map(Some)
+                }
                 Node::Internal(internal) => {
-                    let Some(nibble) = (depth < 64).then(|| key_nibble(key_hash, depth)) else {
+                    let Some(nibble) = (depth < 64).then(|| key_nibble(&key_hash, depth)) else {
                         break;
                     };
                     let child = internal
@@ -1320,6 +1305,50 @@ impl TreeSnapshot {
             }
         }
         Err(corrupt(names::JMT_NODES, "path longer than a key hash"))
+    }
+
+    /// The value of the leaf of `key_hash` at `node_key`.
+    fn leaf_value(&self, node_key: &NodeKey, key_hash: &KeyHash) -> Result<Option<OwnedValue>, StoreError> {
+        let raw = encode(node_key);
+        let Some(stored) = self.nodes.get(raw.as_slice())? else {
+            return Err(corrupt(names::JMT_NODES, hex::encode(&raw)));
+        };
+        match decode_stored_node(stored.value(), &raw)? {
+            Node::Leaf(leaf) if leaf.key_hash() == *key_hash => self
+                .stored_leaf_value(&leaf, node_key.version(), stored.value(), &raw)
+                .map(Some),
+            _ => Err(corrupt(names::JMT_NODES, hex::encode(&raw))),
+        }
+    }
+
+    /// The value of `leaf` (stored as `stored` under `raw_key`, written at `version`): the one
+    /// it carries, or for a leaf of an older file the one in `jmt_values`. Checked against the
+    /// leaf's value hash, so a damaged file is reported rather than proved from.
+    fn stored_leaf_value(
+        &self,
+        leaf: &LeafNode,
+        version: Version,
+        stored: &[u8],
+        raw_key: &[u8],
+    ) -> Result<OwnedValue, StoreError> {
+        let key_hash = leaf.key_hash();
+        let value = match tree_codec::leaf_value(stored) {
+            Some(value) => value.to_vec(),
+            None => {
+                let key = jmt_value_key(version, &key_hash);
+                let Some(value) = self.values.get(&key)? else {
+                    return Err(corrupt(names::JMT_VALUES, hex::encode(key)));
+                };
+                let decoded: Option<OwnedValue> =
+                    decode_stored(value.value(), names::JMT_VALUES, hex::encode(key))?;
+                decoded.ok_or_else(|| corrupt(names::JMT_VALUES, hex::encode(key)))?
+            }
+        };
+        if LeafNode::new(key_hash, ValueHash::with::<Sha256>(&value)) != *leaf {
+            tracing::error!(key = %hex::encode(raw_key), "a JMT leaf's value does not match its hash");
+            return Err(corrupt(names::JMT_NODES, hex::encode(raw_key)));
+        }
+        Ok(value)
     }
 
     fn record(&self, e: StoreError) -> anyhow::Error {
@@ -1745,13 +1774,14 @@ mod tests {
         assert_eq!(schema, SCHEMA_VERSION.to_be_bytes());
     }
 
-    /// A version 3 file holds every JMT node in `jmt`'s borsh form: it opens as version 4,
-    /// its old heights still prove, and new blocks build on its nodes.
+    /// A version 3 file holds every JMT node in `jmt`'s borsh form and the leaves' values in
+    /// `jmt_values`: it opens as the current version, its old heights still prove, and new
+    /// blocks build on its nodes (moving its leaves copies their values out of `jmt_values`).
     #[test]
-    fn a_version_3_store_with_borsh_nodes_is_upgraded_in_place() {
+    fn a_version_3_store_with_borsh_nodes_and_separate_values_is_upgraded_in_place() {
         let dir = TempDir::new("v3");
         let run = run_chain(6);
-        let compact_bytes;
+        let mut compact_bytes = 0;
         {
             let store = BlockStore::open(&dir.db()).unwrap();
             store.init_genesis(&run.chain.genesis).unwrap();
@@ -1759,12 +1789,29 @@ mod tests {
             let txn = store.db.begin_write().unwrap();
             {
                 let mut nodes = txn.open_table(JMT_NODES).unwrap();
+                let mut values = txn.open_table(JMT_VALUES).unwrap();
                 let all = owned_entries(&nodes);
-                compact_bytes = all.iter().map(|(_, v)| v.len()).sum::<usize>();
                 let mut borsh_bytes = 0;
                 for (key, value) in all {
-                    let borsh = encode(&decode_node(&value).unwrap());
-                    borsh_bytes += borsh.len();
+                    let node = decode_node(&value).unwrap();
+                    let borsh = encode(&node);
+                    match &node {
+                        Node::Leaf(leaf) => {
+                            let node_key: NodeKey = borsh::from_slice(&key).unwrap();
+                            let carried = tree_codec::leaf_value(&value).unwrap().to_vec();
+                            values
+                                .insert(
+                                    &jmt_value_key(node_key.version(), &leaf.key_hash()),
+                                    encode(&Some(carried)).as_slice(),
+                                )
+                                .unwrap();
+                        }
+                        Node::Internal(_) => {
+                            compact_bytes += value.len();
+                            borsh_bytes += borsh.len();
+                        }
+                        Node::Null => {}
+                    }
                     nodes.insert(key.as_slice(), borsh.as_slice()).unwrap();
                 }
                 assert!(compact_bytes < borsh_bytes, "{compact_bytes} vs {borsh_bytes}");

@@ -11,19 +11,33 @@
 //!     hash (32) ‖ version (LEB128) ‖ leaf count (LEB128, internal children only)
 //! ```
 //!
-//! Leaf and null nodes keep `jmt`'s borsh form (tags 0–2), so tag 3 cannot be mistaken for
-//! one, and a file written before this form (every node borsh) still reads. `jmt` keeps the
-//! constructors of internal nodes private, so decoding expands the compact form into the
-//! borsh form and lets borsh build the node; a property test checks the round trip against
-//! `jmt`'s own encoding.
+//! A leaf node carries its value (schema 5), so a block writes one entry per changed key
+//! instead of a node and a separate value, and reading a key's value at a height ends at its
+//! leaf:
+//!
+//! ```text
+//! 0x04 ‖ key hash (32) ‖ value hash (32) ‖ value (the rest)
+//! ```
+//!
+//! Null nodes keep `jmt`'s borsh form (tag 0), and so do leaves and internal nodes of files
+//! written before these forms (tags 1 and 2; such a leaf's value is in the `jmt_values`
+//! table), which still read. `jmt` keeps the constructors of internal nodes private, so
+//! decoding expands the compact form into the borsh form and lets borsh build the node; a
+//! property test checks the round trip against `jmt`'s own encoding.
 
-use jmt::storage::Node;
+use jmt::storage::{LeafNode, Node};
 use ledger::codec::encode;
 
 /// First byte of a compact internal node (borsh's `Node` tags are 0, 1 and 2).
 const COMPACT_INTERNAL: u8 = 3;
+/// First byte of a leaf that carries its value.
+const LEAF_WITH_VALUE: u8 = 4;
 /// borsh's variant index of `Node::Internal`.
 const BORSH_INTERNAL: u8 = 1;
+/// borsh's variant index of `Node::Leaf`.
+const BORSH_LEAF: u8 = 2;
+/// Tag, key hash and value hash: a leaf's bytes before its value.
+const LEAF_HEADER: usize = 65;
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum NodeDecodeError {
@@ -43,7 +57,18 @@ pub enum NodeDecodeError {
     Borsh(String),
 }
 
-/// The stored bytes of `node`.
+/// The stored bytes of a leaf node and its value.
+pub fn encode_leaf(leaf: &LeafNode, value: &[u8]) -> Vec<u8> {
+    let node = Node::Leaf(leaf.clone());
+    let mut out = Vec::with_capacity(LEAF_HEADER + value.len());
+    out.extend_from_slice(&encode(&node));
+    debug_assert_eq!(out.len(), LEAF_HEADER);
+    out[0] = LEAF_WITH_VALUE;
+    out.extend_from_slice(value);
+    out
+}
+
+/// The stored bytes of an internal or null node (leaves: [`encode_leaf`]).
 pub fn encode_node(node: &Node) -> Vec<u8> {
     let Node::Internal(internal) = node else {
         return encode(node);
@@ -68,16 +93,36 @@ pub fn encode_node(node: &Node) -> Vec<u8> {
     out
 }
 
-/// Decodes bytes [`encode_node`] (or `jmt`'s borsh encoding) wrote.
+/// Decodes bytes [`encode_node`] or [`encode_leaf`] (or `jmt`'s borsh encoding) wrote; a
+/// leaf's value is left out (see [`leaf_value`]).
 pub fn decode_node(bytes: &[u8]) -> Result<Node, NodeDecodeError> {
-    let borsh_bytes;
-    let bytes = if bytes.first() == Some(&COMPACT_INTERNAL) {
-        borsh_bytes = expand_internal(bytes)?;
-        &borsh_bytes[..]
-    } else {
-        bytes
+    let expanded;
+    let bytes = match bytes.first() {
+        Some(&COMPACT_INTERNAL) => {
+            expanded = expand_internal(bytes)?;
+            &expanded[..]
+        }
+        Some(&LEAF_WITH_VALUE) => {
+            let mut header: [u8; LEAF_HEADER] = bytes
+                .get(..LEAF_HEADER)
+                .and_then(|h| h.try_into().ok())
+                .ok_or(NodeDecodeError::Truncated)?;
+            header[0] = BORSH_LEAF;
+            return borsh::from_slice(&header).map_err(|e| NodeDecodeError::Borsh(e.to_string()));
+        }
+        _ => bytes,
     };
     borsh::from_slice(bytes).map_err(|e| NodeDecodeError::Borsh(e.to_string()))
+}
+
+/// The value a stored leaf carries; `None` for a node that carries none (an internal or null
+/// node, or a leaf written before leaves carried values). The bytes are not checked against
+/// the leaf's value hash: [`decode_node`] the same bytes for that.
+pub fn leaf_value(bytes: &[u8]) -> Option<&[u8]> {
+    match bytes.first() {
+        Some(&LEAF_WITH_VALUE) => bytes.get(LEAF_HEADER..),
+        _ => None,
+    }
 }
 
 /// The borsh form of `Node::Internal`: tag, 16 child slots (option tag, hash, version u64,
@@ -221,7 +266,15 @@ mod tests {
             keys in proptest::collection::vec((any::<[u8; 32]>(), any::<u8>()), 1..120),
         ) {
             for node in tree_nodes(&keys) {
-                let stored = encode_node(&node);
+                let stored = match &node {
+                    Node::Leaf(leaf) => {
+                        let value = leaf.key_hash().0[..3].to_vec();
+                        let stored = encode_leaf(leaf, &value);
+                        prop_assert_eq!(leaf_value(&stored), Some(&value[..]));
+                        stored
+                    }
+                    _ => encode_node(&node),
+                };
                 prop_assert_eq!(decode_node(&stored).unwrap(), node.clone());
                 let borsh = borsh::to_vec(&node).unwrap();
                 // Files written before the compact form still read.
@@ -234,10 +287,13 @@ mod tests {
 
         #[test]
         fn arbitrary_bytes_decode_or_fail_without_panicking(bytes in proptest::collection::vec(any::<u8>(), 0..700)) {
-            let mut compact = bytes.clone();
-            compact.insert(0, COMPACT_INTERNAL);
             let _ = decode_node(&bytes);
-            let _ = decode_node(&compact);
+            for tag in [COMPACT_INTERNAL, LEAF_WITH_VALUE] {
+                let mut tagged = bytes.clone();
+                tagged.insert(0, tag);
+                let _ = decode_node(&tagged);
+                let _ = leaf_value(&tagged);
+            }
         }
     }
 
@@ -269,5 +325,7 @@ mod tests {
         long.extend_from_slice(&[0xff; 10]);
         long.push(1);
         assert_eq!(decode_node(&long), Err(NodeDecodeError::VarintOverflow));
+        let short_leaf = [LEAF_WITH_VALUE; LEAF_HEADER - 1];
+        assert_eq!(decode_node(&short_leaf), Err(NodeDecodeError::Truncated));
     }
 }
