@@ -62,9 +62,9 @@
 //! # Atomicity and durability
 //!
 //! [`BlockStore::commit_block`] writes a block's *entire* effect — block, commit, both
-//! validator sets, the JMT nodes (leaves with their values) of version `height`, the block's state diff (or
-//! the flush of the latest values and tx index) and `last_height` — in **one** redb write
-//! transaction, and
+//! validator sets, the JMT nodes (leaves with their values) of version `height`, the block's
+//! state diff (or the flush of the latest values and tx index) and `last_height` — in **one**
+//! redb write transaction, and
 //! [`BlockStore::init_genesis`] does the same for version 0. redb is copy-on-write: a
 //! transaction's pages are written beside the old ones and become the database only when the
 //! commit slot in the file header flips to the new root; after a crash, opening the file picks
