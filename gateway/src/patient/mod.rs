@@ -18,7 +18,8 @@
 //!
 //! Lost answers and restarts are made harmless by asking the chain, not by remembering: before
 //! (re)submitting a batch the worker reads, with a proof, whether its CID is already committed
-//! (a commitment's id is derived from its CID), so a batch is never committed twice, and nonces always come from the chain.
+//! (a commitment's id is derived from its CID), so a batch is never committed twice, and
+//! nonces always come from the chain.
 //! A tx that was admitted but never included (the relay restarted and lost its mempool, or the
 //! tx failed at execution) is resent after [`WorkerConfig::resubmit_after`]. A batch counts an
 //! attempt when the mempool refuses its tx or had lost it (a resend the pool still holds is a

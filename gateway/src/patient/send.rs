@@ -135,8 +135,9 @@ impl PatientWorker {
             let actions: Vec<(Action, Sent)> = match batch.commitment {
                 None => {
                     // Committed already (an answer lost to a restart or a timeout)? The chain
-                    // knows: a commitment's id follows from its CID. Only asked for batches whose earlier send this process cannot vouch
-                    // for: sealed by an earlier run, or sent before.
+                    // knows: a commitment's id follows from its CID. Only asked for batches
+                    // whose earlier send this process cannot vouch for: sealed by an earlier
+                    // run, or sent before.
                     let unsure = batch.window_start < self.resumed_at
                         || self.devices[i].sent_before.contains(&batch.window_start);
                     let committed = match unsure {

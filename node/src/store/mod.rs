@@ -392,7 +392,7 @@ fn write_node_batch(
             Some(None) => return Err(corrupt(names::JMT_NODES, hex::encode(encode(key)))),
             None => {
                 moved = match leaves_read.get(&key_hash) {
-                    Some(old) => before.leaf_value(old, &key_hash)?,
+                    Some(old) => Some(before.leaf_value(old, &key_hash)?),
                     None => version
                         .checked_sub(1)
                         .map(|previous| before.value(previous, key_hash))
@@ -1308,15 +1308,15 @@ impl TreeSnapshot {
     }
 
     /// The value of the leaf of `key_hash` at `node_key`.
-    fn leaf_value(&self, node_key: &NodeKey, key_hash: &KeyHash) -> Result<Option<OwnedValue>, StoreError> {
+    fn leaf_value(&self, node_key: &NodeKey, key_hash: &KeyHash) -> Result<OwnedValue, StoreError> {
         let raw = encode(node_key);
         let Some(stored) = self.nodes.get(raw.as_slice())? else {
             return Err(corrupt(names::JMT_NODES, hex::encode(&raw)));
         };
         match decode_stored_node(stored.value(), &raw)? {
-            Node::Leaf(leaf) if leaf.key_hash() == *key_hash => self
-                .stored_leaf_value(&leaf, node_key.version(), stored.value(), &raw)
-                .map(Some),
+            Node::Leaf(leaf) if leaf.key_hash() == *key_hash => {
+                self.stored_leaf_value(&leaf, node_key.version(), stored.value(), &raw)
+            }
             _ => Err(corrupt(names::JMT_NODES, hex::encode(&raw))),
         }
     }
@@ -1781,7 +1781,6 @@ mod tests {
     fn a_version_3_store_with_borsh_nodes_and_separate_values_is_upgraded_in_place() {
         let dir = TempDir::new("v3");
         let run = run_chain(6);
-        let mut compact_bytes = 0;
         {
             let store = BlockStore::open(&dir.db()).unwrap();
             store.init_genesis(&run.chain.genesis).unwrap();
@@ -1791,7 +1790,7 @@ mod tests {
                 let mut nodes = txn.open_table(JMT_NODES).unwrap();
                 let mut values = txn.open_table(JMT_VALUES).unwrap();
                 let all = owned_entries(&nodes);
-                let mut borsh_bytes = 0;
+                let (mut compact_bytes, mut borsh_bytes) = (0, 0);
                 for (key, value) in all {
                     let node = decode_node(&value).unwrap();
                     let borsh = encode(&node);

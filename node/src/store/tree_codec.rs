@@ -116,8 +116,8 @@ pub fn decode_node(bytes: &[u8]) -> Result<Node, NodeDecodeError> {
 }
 
 /// The value a stored leaf carries; `None` for a node that carries none (an internal or null
-/// node, or a leaf written before leaves carried values). The bytes are not checked against
-/// the leaf's value hash: [`decode_node`] the same bytes for that.
+/// node, or a leaf written before leaves carried values). Not checked here against the leaf's
+/// value hash, which [`decode_node`] of the same bytes gives.
 pub fn leaf_value(bytes: &[u8]) -> Option<&[u8]> {
     match bytes.first() {
         Some(&LEAF_WITH_VALUE) => bytes.get(LEAF_HEADER..),
