@@ -80,8 +80,28 @@ impl Tx {
         sha256(&self.to_bytes())
     }
 
+    /// Verifies every signature the tx carries ([`Tx::signatures`]).
     pub fn verify_signature(&self) -> Result<(), SignatureError> {
-        verify_signature(&self.body.signer, &self.body.sign_bytes(), &self.signature)
+        for (key, message, signature) in self.signatures() {
+            verify_signature(key, &message, signature)?;
+        }
+        Ok(())
+    }
+
+    /// Every signature the tx carries, as (key, signed bytes, signature): the signer's over the
+    /// body and, for [`Action::RecordAccess`], the reader's over its request. Checking a tx's
+    /// signatures means all of these, so that one batch holds them all; execution trusts that
+    /// it was done.
+    pub fn signatures(&self) -> Vec<(&PublicKey, Vec<u8>, &Signature)> {
+        let mut out = vec![(&self.body.signer, self.body.sign_bytes(), &self.signature)];
+        if let Action::RecordAccess { request } = &self.body.action {
+            out.push((
+                &request.request.reader,
+                request.request.sign_bytes(),
+                &request.signature,
+            ));
+        }
+        out
     }
 }
 

@@ -109,25 +109,16 @@ pub fn check_txs_stateless(chain_id: &str, txs: &[&[u8]]) -> Vec<Result<Tx, TxEr
             Ok(tx)
         })
         .collect();
-    let sign_bytes: Vec<(usize, Vec<u8>)> = results
-        .iter()
-        .enumerate()
-        .filter_map(|(i, r)| r.as_ref().ok().map(|tx| (i, tx.body.sign_bytes())))
-        .collect();
     let mut batch = SignatureBatch::new();
-    for (i, bytes) in &sign_bytes {
-        if let Ok(tx) = &results[*i] {
-            batch.queue(&tx.body.signer, bytes, &tx.signature);
+    for tx in results.iter().flatten() {
+        for (key, message, signature) in tx.signatures() {
+            batch.queue(key, &message, signature);
         }
     }
     if batch.verify().is_err() {
-        for (i, bytes) in &sign_bytes {
-            let verdict = match &results[*i] {
-                Ok(tx) => crate::crypto::verify_signature(&tx.body.signer, bytes, &tx.signature),
-                Err(_) => continue,
-            };
-            if let Err(e) = verdict {
-                results[*i] = Err(TxError::BadSignature(e));
+        for result in results.iter_mut() {
+            if let Err(e) = result.as_ref().map_or(Ok(()), Tx::verify_signature) {
+                *result = Err(TxError::BadSignature(e));
             }
         }
     }
@@ -176,7 +167,8 @@ pub fn apply_checked_tx(state: &dyn StateRead, ctx: &BlockContext, tx: &Tx) -> R
     apply_verified_tx(state, ctx, tx)
 }
 
-/// Applies a tx whose chain id, size and signature were already checked.
+/// Applies a tx whose chain id, size and signatures (all of [`Tx::signatures`]) were already
+/// checked.
 fn apply_verified_tx(state: &dyn StateRead, ctx: &BlockContext, tx: &Tx) -> Result<StateDiff, TxError> {
     let mut overlay = Overlay::new(state);
     let body = &tx.body;
@@ -313,10 +305,11 @@ fn verify_tx_signatures(txs: &[(usize, &Tx)]) -> Result<(), BlockError> {
     if txs.is_empty() {
         return Ok(());
     }
-    let sign_bytes: Vec<Vec<u8>> = txs.iter().map(|(_, tx)| tx.body.sign_bytes()).collect();
     let mut batch = SignatureBatch::new();
-    for ((_, tx), bytes) in txs.iter().zip(&sign_bytes) {
-        batch.queue(&tx.body.signer, bytes, &tx.signature);
+    for (_, tx) in txs {
+        for (key, message, signature) in tx.signatures() {
+            batch.queue(key, &message, signature);
+        }
     }
     if batch.verify().is_ok() {
         return Ok(());

@@ -169,7 +169,7 @@ pub(super) fn record_access(
         return Err(TxError::OrganisationNotAdmitted(signer));
     }
     let request = &signed.request;
-    signed.verify()?;
+    // The reader's signature was checked with the tx's own (`Tx::signatures`).
     if request.chain_id != ctx.chain_id {
         return Err(TxError::WrongChain {
             expected: ctx.chain_id.clone(),

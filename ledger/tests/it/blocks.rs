@@ -221,10 +221,28 @@ fn batch_admission_checks_give_each_tx_the_verdict_of_a_single_check() {
     other_chain.body.chain_id = "another-chain".into();
     let mut borrowed = register(23);
     borrowed.signature = register(24).signature;
+    // Signed well by its sender, but carrying a reader's request with a forged signature: a
+    // tx's check covers every signature in it, in the batch too.
+    let forged_request = {
+        let (sender, reader) = (Actor::from_seed(25), Actor::from_seed(26));
+        let mut request = ledger::tx::AccessRequest {
+            chain_id: chain.ctx().chain_id,
+            reader: reader.address(),
+            commitment: ledger::Hash([7; 32]),
+            cid: ledger::types::Cid::of(b"blob"),
+            purpose: ledger::types::Purpose::Treatment,
+            time: 1,
+            nonce: 1,
+        }
+        .sign(&reader.keys.signing);
+        request.signature.0[9] ^= 1;
+        sender.tx_at_current_nonce(Action::RecordAccess { request })
+    };
     let bad = [
         forged.to_bytes(),
         other_chain.to_bytes(),
         borrowed.to_bytes(),
+        forged_request.to_bytes(),
         vec![0xff; 7],
         vec![0u8; ledger::tx::MAX_TX_BYTES + 1],
     ];
@@ -234,6 +252,10 @@ fn batch_admission_checks_give_each_tx_the_verdict_of_a_single_check() {
     for (i, tx) in bad.iter().enumerate() {
         mixed.insert(i * 4 + 1, tx.clone());
     }
+    assert!(matches!(
+        check_tx_stateless(&chain_id, &forged_request.to_bytes()),
+        Err(TxError::BadSignature(_))
+    ));
     for txs in [good.clone(), bad.to_vec(), mixed, vec![]] {
         let refs: Vec<&[u8]> = txs.iter().map(Vec::as_slice).collect();
         let batch = check_txs_stateless(&chain_id, &refs);
