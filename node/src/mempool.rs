@@ -12,10 +12,11 @@
 //!
 //! # Admission
 //! [`Mempool::insert`] answers accept (the tx hash) or one typed [`Rejected`] reason, checking
-//! in this order: a tx already held (by hash, before any signature work); size, encoding,
-//! chain id and signature ([`ledger::exec::check_tx_stateless`]); the nonce against the
-//! signer's expected nonce in state (not stale, not taken by another pending tx, at most
-//! `max_per_signer - 1` ahead); then the bounds. A rejected tx leaves the pool unchanged.
+//! in this order: a tx already held, and a pool already full (by hash and length, before any
+//! signature work: a flood against a full pool costs a hash per tx); size, encoding, chain id
+//! and signatures ([`ledger::exec::check_tx_stateless`]); the nonce against the signer's
+//! expected nonce in state (not stale, not taken by another pending tx, at most
+//! `max_per_signer - 1` ahead); then the bounds again. A rejected tx leaves the pool unchanged.
 //!
 //! # Fairness
 //! [`Mempool::reap`] fills a block round-robin over signers: one tx per signer per round,
@@ -185,20 +186,31 @@ impl Mempool {
     /// `max_per_signer`, not taken by another pending tx; bounded in total count and bytes and
     /// per signer. Returns the tx hash; the caller gossips the tx on.
     pub fn insert(&mut self, state: &dyn StateRead, tx_bytes: Vec<u8>) -> Result<Hash, Rejected> {
-        self.refuse_held(&tx_bytes)?;
+        self.refuse_cheaply(&tx_bytes)?;
         let tx = check_tx_stateless(&self.chain_id, &tx_bytes)?;
         self.insert_checked(state, tx)
     }
 
-    /// `Duplicate` if the pool holds exactly these bytes. Re-gossip of a held tx costs one
-    /// hash, no signature check. Encodings are canonical (ledger::codec), so equal hashes of
-    /// raw bytes mean the same tx.
-    pub fn refuse_held(&self, tx_bytes: &[u8]) -> Result<(), Rejected> {
+    /// The refusals that need no signature check: `Duplicate` if the pool holds exactly these
+    /// bytes (re-gossip of a held tx costs one hash; encodings are canonical (ledger::codec),
+    /// so equal hashes of raw bytes mean the same tx), `PoolFull` / `PoolBytesFull` if the
+    /// pool could not take it anyway.
+    pub fn refuse_cheaply(&self, tx_bytes: &[u8]) -> Result<(), Rejected> {
         if tx_bytes.len() <= MAX_TX_BYTES {
             let hash = sha256(tx_bytes);
             if self.by_hash.contains_key(&hash) {
                 return Err(Rejected::Duplicate(hash));
             }
+        }
+        if self.len() >= self.config.max_txs {
+            return Err(Rejected::PoolFull {
+                max_txs: self.config.max_txs,
+            });
+        }
+        if self.bytes.saturating_add(tx_bytes.len()) > self.config.max_bytes {
+            return Err(Rejected::PoolBytesFull {
+                max_bytes: self.config.max_bytes,
+            });
         }
         Ok(())
     }
@@ -727,6 +739,17 @@ mod tests {
                     pool.insert(&chain.state, pay(chain, &mut actors[0], 1)).unwrap();
                     pool.insert(&chain.state, pay(chain, &mut actors[1], 1)).unwrap();
                     (pay(chain, &mut actors[2], 1), Rejected::PoolFull { max_txs: 2 })
+                },
+            },
+            Case {
+                name: "pool full, before the signature is looked at",
+                config: small(2, 1 << 20, 8),
+                build: |chain, actors, pool| {
+                    pool.insert(&chain.state, pay(chain, &mut actors[0], 1)).unwrap();
+                    pool.insert(&chain.state, pay(chain, &mut actors[1], 1)).unwrap();
+                    let mut forged = Tx::from_bytes(&pay(chain, &mut actors[2], 1)).unwrap();
+                    forged.signature.0[3] ^= 1;
+                    (forged.to_bytes(), Rejected::PoolFull { max_txs: 2 })
                 },
             },
             Case {

@@ -122,7 +122,7 @@ impl NodeHandle {
         let poisoned = || Rejected::PoolFull { max_txs: 0 };
         let chain_id = {
             let pool = self.mempool.lock().map_err(|_| poisoned())?;
-            pool.refuse_held(tx_bytes)?;
+            pool.refuse_cheaply(tx_bytes)?;
             pool.chain_id().to_owned()
         };
         let tx = ledger::exec::check_tx_stateless(&chain_id, tx_bytes)?;
@@ -141,7 +141,7 @@ impl NodeHandle {
             Ok(pool) => {
                 let mut fresh = Vec::with_capacity(txs.len());
                 for (i, tx) in txs.iter().enumerate() {
-                    match pool.refuse_held(tx) {
+                    match pool.refuse_cheaply(tx) {
                         Ok(()) => fresh.push(i),
                         Err(rejected) => verdicts[i] = Some(Err(rejected)),
                     }
