@@ -453,6 +453,10 @@ fn prune_pending(txn: &WriteTransaction, height: u64) -> Result<(), StoreError> 
 /// before a commit.
 const UNFLUSHED_VIEWS_KEPT: usize = 4;
 
+/// imbl's persistent hash map with aHash (seeded per process) instead of std's SipHash: the
+/// written-behind views hash every state key a block writes or a tx reads.
+type PersistentMap<K, V> = imbl::GenericHashMap<K, V, ahash::RandomState, imbl::shared_ptr::DefaultSharedPtr>;
+
 /// Shared bytes: a commit's insert copies the persistent map's nodes on its path, and with
 /// `Vec`s that cloned every key and value in them.
 type SharedBytes = Arc<[u8]>;
@@ -484,9 +488,9 @@ struct Unflushed {
     /// open.
     rotation_start: u64,
     /// Per range: state key → latest value (`None` = deleted).
-    state: Vec<imbl::HashMap<SharedBytes, Option<SharedBytes>>>,
+    state: Vec<PersistentMap<SharedBytes, Option<SharedBytes>>>,
     /// Per range: tx hash → height of its first inclusion.
-    txs: Vec<imbl::HashMap<[u8; 32], u64>>,
+    txs: Vec<PersistentMap<[u8; 32], u64>>,
 }
 
 impl Unflushed {
@@ -495,8 +499,8 @@ impl Unflushed {
         Unflushed {
             height,
             rotation_start: height + 1,
-            state: vec![imbl::HashMap::new(); ranges],
-            txs: vec![imbl::HashMap::new(); ranges],
+            state: vec![PersistentMap::default(); ranges],
+            txs: vec![PersistentMap::default(); ranges],
         }
     }
 
@@ -533,7 +537,7 @@ impl Unflushed {
     }
 
     fn keys(&self) -> usize {
-        self.state.iter().map(imbl::HashMap::len).sum()
+        self.state.iter().map(PersistentMap::len).sum()
     }
 }
 
@@ -626,7 +630,7 @@ struct PreparedTree {
 
 /// The leaf nodes a tree update read from the previous tree: key hash → the leaf's node key.
 /// A leaf the update moved is one of them, so its value is found without a walk.
-type LeavesRead = std::collections::HashMap<KeyHash, NodeKey>;
+type LeavesRead = std::collections::HashMap<KeyHash, NodeKey, ahash::RandomState>;
 
 /// The validator node's store on one redb file. See the module docs.
 pub struct BlockStore {
@@ -1244,7 +1248,7 @@ impl TreeSnapshot {
             nodes: txn.open_table(JMT_NODES)?,
             values: txn.open_table(JMT_VALUES)?,
             first_error: RefCell::new(None),
-            leaves_read: RefCell::new(LeavesRead::new()),
+            leaves_read: RefCell::new(LeavesRead::default()),
         })
     }
 
