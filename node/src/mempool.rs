@@ -65,7 +65,6 @@ use std::fmt;
 
 /// Most signers' next txs re-executed after one commit (the recheck's cost is bounded per block).
 pub const MAX_RECHECKS_PER_COMMIT: usize = 64;
-
 /// Most eviction reasons remembered (oldest forgotten first).
 pub const EVICTIONS_KEPT: usize = 10_000;
 
