@@ -201,12 +201,17 @@ impl Mempool {
                 return Err(Rejected::Duplicate(hash));
             }
         }
+        self.refuse_when_full(tx_bytes.len())
+    }
+
+    /// `PoolFull` / `PoolBytesFull` if a tx of `tx_len` bytes would exceed the pool's bounds.
+    fn refuse_when_full(&self, tx_len: usize) -> Result<(), Rejected> {
         if self.len() >= self.config.max_txs {
             return Err(Rejected::PoolFull {
                 max_txs: self.config.max_txs,
             });
         }
-        if self.bytes.saturating_add(tx_bytes.len()) > self.config.max_bytes {
+        if self.bytes.saturating_add(tx_len) > self.config.max_bytes {
             return Err(Rejected::PoolBytesFull {
                 max_bytes: self.config.max_bytes,
             });
@@ -256,16 +261,7 @@ impl Mempool {
                 max: self.config.max_per_signer,
             });
         }
-        if self.len() >= self.config.max_txs {
-            return Err(Rejected::PoolFull {
-                max_txs: self.config.max_txs,
-            });
-        }
-        if self.bytes.saturating_add(bytes.len()) > self.config.max_bytes {
-            return Err(Rejected::PoolBytesFull {
-                max_bytes: self.config.max_bytes,
-            });
-        }
+        self.refuse_when_full(bytes.len())?;
 
         tracing::trace!(%hash, %signer, nonce, "mempool: admitted");
         self.bytes += bytes.len();
