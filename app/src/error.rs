@@ -36,6 +36,9 @@ pub enum AppError {
     /// Something the user typed that cannot be used.
     #[error("{0}")]
     Input(String),
+    /// A browser API (the document, a download) did not do what was asked.
+    #[error("browser: {0}")]
+    Browser(String),
 }
 
 impl AppError {

@@ -19,6 +19,7 @@ use ledger::state::records::{Participation, Study, StudyStatus};
 use ledger::tx::{Action, StudyCriteria, StudyTerms};
 use ledger::types::{loinc, LoincCode, RecordId, TimeRange, DAY_MS};
 use leptos::prelude::*;
+use std::collections::HashMap;
 
 #[component]
 pub fn ResearcherPage() -> impl IntoView {
@@ -227,6 +228,24 @@ fn MyStudies(me: Identity) -> impl IntoView {
             Ok::<_, AppError>(out)
         }
     });
+    // Created under this component's owner, not the list's: the list rebuilds its cards on
+    // every refresh, and a card's running download must find its signals alive afterwards.
+    let owner = Owner::current();
+    let cards = StoredValue::new(HashMap::<RecordId, CardState>::new());
+    let card_state = move |id: RecordId| {
+        if let Some(ui) = cards.with_value(|m| m.get(&id).copied()) {
+            return ui;
+        }
+        let make = || CardState {
+            out: RwSignal::new(None),
+            dataset: RwSignal::new(None),
+        };
+        let ui = owner.as_ref().map_or_else(make, |o| o.with(make));
+        cards.update_value(|m| {
+            m.insert(id, ui);
+        });
+        ui
+    };
     view! {
         <section data-testid="my-studies">
             <h2>"Your studies"</h2>
@@ -235,14 +254,28 @@ fn MyStudies(me: Identity) -> impl IntoView {
                     return view! { <p class="muted">"You have opened no study yet."</p> }.into_any();
                 }
                 let me = me.clone();
-                list.into_iter().map(|s| view! { <StudyCard me=me.clone() s=s /> }).collect_view().into_any()
+                list.into_iter()
+                    .map(|s| {
+                        let ui = card_state(s.id);
+                        view! { <StudyCard me=me.clone() s=s ui=ui /> }
+                    })
+                    .collect_view()
+                    .into_any()
             })}
         </section>
     }
 }
 
+/// What a study's card shows of its own actions (their outcome, the fetched dataset); kept by
+/// the list so that it outlives the card, which is rebuilt whenever the list refreshes.
+#[derive(Clone, Copy)]
+struct CardState {
+    out: TxOutcome,
+    dataset: RwSignal<Option<study::Dataset>>,
+}
+
 #[component]
-fn StudyCard(me: Identity, s: MyStudy) -> impl IntoView {
+fn StudyCard(me: Identity, s: MyStudy, ui: CardState) -> impl IntoView {
     let state = use_state();
     let MyStudy {
         id,
@@ -251,9 +284,8 @@ fn StudyCard(me: Identity, s: MyStudy) -> impl IntoView {
         participants,
         proof,
     } = s;
-    let out: TxOutcome = RwSignal::new(None);
-    let dataset = RwSignal::new(None::<study::Dataset>);
-    let link = NodeRef::<leptos::html::A>::new();
+    let CardState { out, dataset } = ui;
+    let file = format!("study-{}.ndjson", &id.to_hex()[..12]);
     let open = study.status == StudyStatus::Open;
     let rows = participants
         .iter()
@@ -278,8 +310,9 @@ fn StudyCard(me: Identity, s: MyStudy) -> impl IntoView {
     let download = {
         let me = me.clone();
         let study = study.clone();
+        let file = file.clone();
         move |_| {
-            let (me, study) = (me.clone(), study.clone());
+            let (me, study, file) = (me.clone(), study.clone(), file.clone());
             act(out, "dataset", move |progress| async move {
                 let holder = current(state, &me).ok_or(AppError::NoIdentity)?;
                 let study_key = holder
@@ -302,17 +335,10 @@ fn StudyCard(me: Identity, s: MyStudy) -> impl IntoView {
                         format!("; {} delivery(ies) refused", set.problems.len())
                     }
                 );
-                // Save it at once; the link stays for another copy.
-                let url = format!(
-                    "data:application/x-ndjson;charset=utf-8,{}",
-                    String::from(js_sys::encode_uri_component(&set.ndjson))
-                );
+                // Saved at once through a detached link: the card may have been rebuilt while
+                // the dataset was fetched. The card's own link stays for another copy.
+                save_file(&file, &ndjson_url(&set.ndjson))?;
                 let _ = dataset.try_set(Some(set));
-                if let Some(a) = link.get_untracked() {
-                    let _ = a.set_attribute("href", &url);
-                    let _ = a.set_attribute("style", "display: inline");
-                    a.click();
-                }
                 Ok(summary)
             });
         }
@@ -330,7 +356,6 @@ fn StudyCard(me: Identity, s: MyStudy) -> impl IntoView {
             });
         }
     };
-    let file = format!("study-{}.ndjson", &id.to_hex()[..12]);
     view! {
         <div class="study" data-testid="my-study" data-study=id.to_hex()>
             <h3><span data-testid="my-study-title">{title_of(&id, &description)}</span> " "
@@ -347,9 +372,11 @@ fn StudyCard(me: Identity, s: MyStudy) -> impl IntoView {
             </table>
             <button data-testid="download-dataset" on:click=download>"Download dataset"</button>
             {open.then(|| view! { " " <button data-testid="close-study" on:click=close>"Close study"</button> })}
-            <a node_ref=link data-testid="dataset-link" download=file style="display: none">
-                " save the dataset again (FHIR NDJSON)"
-            </a>
+            {move || dataset.with(|d| d.as_ref().map(|d| view! {
+                " " <a data-testid="dataset-link" download=file.clone() href=ndjson_url(&d.ndjson)>
+                    "save the dataset again (FHIR NDJSON)"
+                </a>
+            }))}
             {move || dataset.with(|d| d.as_ref().map(|d| {
                 let problems = d.problems.iter().map(|p| view! { <li class="bad">{p.clone()}</li> }).collect_view();
                 let by = d.contributions.iter().map(|c| format!("{} ({} Observations)", format::short(&c.patient.to_hex()), c.observations)).collect::<Vec<_>>().join(", ");
@@ -361,4 +388,31 @@ fn StudyCard(me: Identity, s: MyStudy) -> impl IntoView {
             <TxMessage out=out />
         </div>
     }
+}
+
+fn ndjson_url(ndjson: &str) -> String {
+    format!(
+        "data:application/x-ndjson;charset=utf-8,{}",
+        String::from(js_sys::encode_uri_component(ndjson))
+    )
+}
+
+/// Hands `url` to the browser as a download named `file`, through a link that lives only
+/// for the click.
+fn save_file(file: &str, url: &str) -> Result<(), AppError> {
+    use wasm_bindgen::JsCast;
+    let fail = |e| AppError::Browser(AppError::js(&format!("could not save {file}"), e));
+    let document = web_sys::window()
+        .and_then(|w| w.document())
+        .ok_or_else(|| AppError::Browser("no document".into()))?;
+    let body = document
+        .body()
+        .ok_or_else(|| AppError::Browser("no document body".into()))?;
+    let a: web_sys::HtmlAnchorElement = document.create_element("a").map_err(fail)?.unchecked_into();
+    a.set_href(url);
+    a.set_download(file);
+    body.append_child(&a).map_err(fail)?;
+    a.click();
+    a.remove();
+    Ok(())
 }
