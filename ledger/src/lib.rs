@@ -29,7 +29,7 @@ pub mod verify;
 pub mod test_utils;
 
 pub use crypto::{AccountKeys, Address, Hash, PublicKey, Signature};
-pub use exec::{apply_block, apply_tx, BlockContext, BlockError, BlockOutcome, TxError};
+pub use exec::{apply_block, apply_tx, BlockBuilder, BlockContext, BlockError, BlockOutcome, TxError};
 pub use genesis::Genesis;
 pub use header::{Block, BlockId, Commit, CommitSignature, Header, Height};
 pub use tx::{Action, Tx};

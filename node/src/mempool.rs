@@ -57,9 +57,9 @@
 
 use ledger::crypto::sha256;
 use ledger::exec::{apply_checked_tx, check_tx_stateless, expected_nonce, MAX_BLOCK_BYTES, MAX_BLOCK_TXS};
-use ledger::state::{Overlay, StateDiff, StateRead};
+use ledger::state::StateRead;
 use ledger::tx::MAX_TX_BYTES;
-use ledger::{BlockContext, Hash, PublicKey, Tx, TxError};
+use ledger::{BlockBuilder, BlockContext, BlockError, BlockOutcome, Hash, PublicKey, Tx, TxError};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt;
 
@@ -302,19 +302,20 @@ impl Mempool {
     /// Round-robin over signers: one tx per signer per round, each signer's txs in nonce
     /// order, only consecutive nonces from its expected nonce; the first round starts at the
     /// signer at index `ctx.height mod n` among the `n` signers with a tx ready. Each
-    /// candidate runs through [`apply_checked_tx`] (its signature was checked at admission)
-    /// on `state` plus the txs chosen before it; one that fails, or does not fit in the bytes
+    /// candidate runs in a [`BlockBuilder`] (its signature was checked at admission) on
+    /// `state` plus the txs chosen before it; one that fails, or does not fit in the bytes
     /// left, is left out with its signer's later txs.
     ///
-    /// Returns the tx bytes in block order and the txs' combined writes. The diff is not the
-    /// block's: [`ledger::apply_block`] also rotates validator sets, so commit its outcome.
+    /// Returns the tx bytes in block order and the block's outcome, the one
+    /// [`ledger::apply_block`] gives for them (validator-set rotation included). Fails only
+    /// if `state` holds no validator sets.
     pub fn reap(
         &self,
         state: &dyn StateRead,
         ctx: &BlockContext,
         max_txs: usize,
         max_bytes: usize,
-    ) -> (Vec<Vec<u8>>, StateDiff) {
+    ) -> Result<(Vec<Vec<u8>>, BlockOutcome), BlockError> {
         struct Lane<'p> {
             queue: &'p BTreeMap<u64, Entry>,
             next: u64,
@@ -330,13 +331,13 @@ impl Mempool {
                 Err(error) => tracing::error!(%error, %signer, "mempool: cannot read a signer's nonce"),
             }
         }
+        let mut block = BlockBuilder::new(state)?;
         if lanes.is_empty() {
-            return (Vec::new(), StateDiff::new());
+            return Ok((Vec::new(), block.finish(&[])));
         }
         let start = (ctx.height % lanes.len() as u64) as usize;
         lanes.rotate_left(start);
 
-        let mut block = Overlay::new(state);
         let mut txs: Vec<Vec<u8>> = Vec::new();
         let mut bytes = 0usize;
         // Each round either takes a tx from a lane or drops the lane, so this ends.
@@ -352,9 +353,8 @@ impl Mempool {
                     return false;
                 }
                 // Admission checked size, chain id and signature: execute only.
-                match apply_checked_tx(&block, ctx, &entry.tx) {
-                    Ok(diff) => {
-                        block.extend(diff);
+                match block.push_verified(ctx, &entry.tx) {
+                    Ok(()) => {
                         txs.push(entry.bytes.clone());
                         bytes += entry.bytes.len();
                         match lane.next.checked_add(1) {
@@ -372,7 +372,8 @@ impl Mempool {
                 }
             });
         }
-        (txs, block.into_diff())
+        let outcome = block.finish(&txs);
+        Ok((txs, outcome))
     }
 
     /// After a block commits (`state` includes it): drops its txs, every tx whose nonce is now
@@ -583,10 +584,10 @@ mod tests {
     }
 
     /// Checks the reaped txs are exactly what `apply_block` accepts, then commits them.
-    fn commit(chain: &mut TestChain, pool: &mut Mempool, txs: &[Vec<u8>], diff: &StateDiff) {
+    fn commit(chain: &mut TestChain, pool: &mut Mempool, txs: &[Vec<u8>], reaped: &BlockOutcome) {
         let outcome = apply_block(&chain.state, &chain.ctx(), txs).expect("reaped block applies");
-        // With a fixed validator set the block writes nothing but its txs' writes.
-        assert_eq!(&outcome.diff, diff);
+        // The proposer commits the outcome its reap built: it must be the validators' own.
+        assert_eq!(&outcome, reaped);
         chain.block_of_bytes(txs).expect("reaped block commits");
         pool.remove_committed(&chain.state, txs, &chain.ctx());
         pool.assert_consistent();
@@ -803,7 +804,7 @@ mod tests {
                 pool.insert(&chain.state, pay(&chain, actor, 1)).unwrap();
             }
         }
-        let (txs, diff) = pool.reap(&chain.state, &chain.ctx(), 6, usize::MAX);
+        let (txs, outcome) = pool.reap(&chain.state, &chain.ctx(), 6, usize::MAX).unwrap();
         assert_eq!(txs.len(), 6);
         let picked: Vec<_> = txs.iter().map(|b| signer_nonce(b)).collect();
         // Two rounds: every signer once per round, in the same rotation, nonces in order.
@@ -812,13 +813,13 @@ mod tests {
             assert_eq!(picked[i + 3].0, picked[i].0);
             assert_eq!((picked[i].1, picked[i + 3].1), (1, 2));
         }
-        commit(&mut chain, &mut pool, &txs, &diff);
+        commit(&mut chain, &mut pool, &txs, &outcome);
         assert_eq!(pool.len(), 24);
 
         // The next block takes each signer's following nonces.
-        let (txs, diff) = pool.reap(&chain.state, &chain.ctx(), 3, usize::MAX);
+        let (txs, outcome) = pool.reap(&chain.state, &chain.ctx(), 3, usize::MAX).unwrap();
         assert!(txs.iter().all(|b| signer_nonce(b).1 == 3));
-        commit(&mut chain, &mut pool, &txs, &diff);
+        commit(&mut chain, &mut pool, &txs, &outcome);
     }
 
     #[test]
@@ -834,8 +835,8 @@ mod tests {
                     height: ctx.height + k,
                     ..ctx.clone()
                 };
-                let (txs, _) = pool.reap(&chain.state, &ctx, 1, usize::MAX);
-                let again = pool.reap(&chain.state, &ctx, 1, usize::MAX).0;
+                let (txs, _) = pool.reap(&chain.state, &ctx, 1, usize::MAX).unwrap();
+                let again = pool.reap(&chain.state, &ctx, 1, usize::MAX).unwrap().0;
                 assert_eq!(txs, again, "reap is deterministic");
                 signer_nonce(&txs[0]).0
             })
@@ -852,10 +853,10 @@ mod tests {
         }
         // b's next nonce (1) is missing entirely.
         pool.insert(&chain.state, pay_at(&chain, b, 2, 1)).unwrap();
-        let (txs, diff) = pool.reap(&chain.state, &chain.ctx(), 100, usize::MAX);
+        let (txs, outcome) = pool.reap(&chain.state, &chain.ctx(), 100, usize::MAX).unwrap();
         let picked: Vec<_> = txs.iter().map(|b| signer_nonce(b)).collect();
         assert_eq!(picked, vec![(a.address(), 1), (a.address(), 2)]);
-        commit(&mut chain, &mut pool, &txs, &diff);
+        commit(&mut chain, &mut pool, &txs, &outcome);
         assert_eq!(pool.len(), 2, "the txs behind gaps stay for later");
     }
 
@@ -871,17 +872,17 @@ mod tests {
         for bytes in [&a_ok, &a_overdraw, &a_after, &b_txs[0], &b_txs[1]] {
             pool.insert(&chain.state, bytes.clone()).unwrap();
         }
-        let (txs, diff) = pool.reap(&chain.state, &chain.ctx(), 100, usize::MAX);
+        let (txs, outcome) = pool.reap(&chain.state, &chain.ctx(), 100, usize::MAX).unwrap();
         assert_eq!(txs.len(), 3);
         assert!(txs.contains(&a_ok) && txs.contains(&b_txs[0]) && txs.contains(&b_txs[1]));
-        commit(&mut chain, &mut pool, &txs, &diff);
+        commit(&mut chain, &mut pool, &txs, &outcome);
         // The pool keeps the overdraw: a later block may find the funds.
         assert_eq!(pool.len(), 2);
         chain.fund(a, 1_000);
         pool.remove_committed(&chain.state, &[], &chain.ctx());
-        let (txs, diff) = pool.reap(&chain.state, &chain.ctx(), 100, usize::MAX);
+        let (txs, outcome) = pool.reap(&chain.state, &chain.ctx(), 100, usize::MAX).unwrap();
         assert_eq!(txs, vec![a_overdraw, a_after]);
-        commit(&mut chain, &mut pool, &txs, &diff);
+        commit(&mut chain, &mut pool, &txs, &outcome);
         assert!(pool.is_empty());
     }
 
@@ -896,10 +897,10 @@ mod tests {
             pool.insert(&chain.state, bytes.clone()).unwrap();
         }
         let overdraw_hash = sha256(&overdraw);
-        let (txs, diff) = pool.reap(&chain.state, &chain.ctx(), 100, usize::MAX);
+        let (txs, outcome) = pool.reap(&chain.state, &chain.ctx(), 100, usize::MAX).unwrap();
         assert_eq!(txs, vec![spend]);
         // Committed in the block after its admission: it had no proposal to miss yet.
-        commit(&mut chain, &mut pool, &txs, &diff);
+        commit(&mut chain, &mut pool, &txs, &outcome);
         assert!(pool.contains(&overdraw_hash));
         // One empty block later it has missed one and fails on the new state: evicted.
         chain.block(&[]).unwrap();
@@ -914,7 +915,7 @@ mod tests {
         assert_eq!(pool.len(), 1);
         let refill = pay_at(&chain, a, signer_nonce(&overdraw).1, 10);
         pool.insert(&chain.state, refill.clone()).unwrap();
-        let (txs, _) = pool.reap(&chain.state, &chain.ctx(), 100, usize::MAX);
+        let (txs, _) = pool.reap(&chain.state, &chain.ctx(), 100, usize::MAX).unwrap();
         assert_eq!(txs, vec![refill, later]);
     }
 
@@ -927,15 +928,27 @@ mod tests {
             }
         }
         let one = pool.bytes() / pool.len();
-        let (txs, _) = pool.reap(&chain.state, &chain.ctx(), 100, 3 * one + one / 2);
+        let (txs, _) = pool
+            .reap(&chain.state, &chain.ctx(), 100, 3 * one + one / 2)
+            .unwrap();
         assert_eq!(txs.len(), 3);
         assert!(txs.iter().map(Vec::len).sum::<usize>() <= 3 * one + one / 2);
-        assert!(pool.reap(&chain.state, &chain.ctx(), 0, usize::MAX).0.is_empty());
-        assert!(pool.reap(&chain.state, &chain.ctx(), 100, one - 1).0.is_empty());
+        assert!(pool
+            .reap(&chain.state, &chain.ctx(), 0, usize::MAX)
+            .unwrap()
+            .0
+            .is_empty());
+        assert!(pool
+            .reap(&chain.state, &chain.ctx(), 100, one - 1)
+            .unwrap()
+            .0
+            .is_empty());
         // Unbounded asks are clamped to what a block may hold.
-        let (txs, diff) = pool.reap(&chain.state, &chain.ctx(), usize::MAX, usize::MAX);
+        let (txs, outcome) = pool
+            .reap(&chain.state, &chain.ctx(), usize::MAX, usize::MAX)
+            .unwrap();
         assert_eq!(txs.len(), 6);
-        commit(&mut chain, &mut pool, &txs, &diff);
+        commit(&mut chain, &mut pool, &txs, &outcome);
         assert!(pool.is_empty());
     }
 
@@ -1035,9 +1048,9 @@ mod tests {
                         }
                     }
                     Op::Block { max_txs } => {
-                        let (txs, diff) = pool.reap(&chain.state, &chain.ctx(), max_txs, usize::MAX);
+                        let (txs, outcome) = pool.reap(&chain.state, &chain.ctx(), max_txs, usize::MAX).unwrap();
                         prop_assert!(txs.len() <= max_txs);
-                        commit(&mut chain, &mut pool, &txs, &diff);
+                        commit(&mut chain, &mut pool, &txs, &outcome);
                     }
                 }
                 pool.assert_consistent();

@@ -285,18 +285,56 @@ pub fn apply_block_verified_in_part(
         .collect();
     verify_tx_signatures(&unchecked)?;
 
-    let mut block = Overlay::new(state);
-    let (validators, next_validators) = rotate_validators(&mut block)?;
+    let mut block = BlockBuilder::new(state)?;
     for (index, tx) in decoded.iter().enumerate() {
-        let diff = apply_verified_tx(&block, ctx, tx).map_err(|error| BlockError::Tx { index, error })?;
-        block.extend(diff);
+        block
+            .push_verified(ctx, tx)
+            .map_err(|error| BlockError::Tx { index, error })?;
     }
-    Ok(BlockOutcome {
-        diff: block.into_diff(),
-        validators,
-        next_validators,
-        tx_root: merkle::tx_root(txs),
-    })
+    Ok(block.finish(txs))
+}
+
+/// A block executed one tx at a time, as a proposer picks them from its pool: the very
+/// execution of [`apply_block`] (validator sets rotated first, then each tx on the block so
+/// far), so the proposer's outcome is the one every validator recomputes, and the proposer
+/// executes each tx once instead of once to pick it and again to build the block.
+#[derive(Debug)]
+pub struct BlockBuilder<'s> {
+    block: Overlay<'s>,
+    validators: ValidatorSet,
+    next_validators: ValidatorSet,
+}
+
+impl<'s> BlockBuilder<'s> {
+    /// Starts a block on top of `state`; fails only if the state holds no validator sets.
+    pub fn new(state: &'s dyn StateRead) -> Result<Self, BlockError> {
+        let mut block = Overlay::new(state);
+        let (validators, next_validators) = rotate_validators(&mut block)?;
+        Ok(BlockBuilder {
+            block,
+            validators,
+            next_validators,
+        })
+    }
+
+    /// Applies `tx`, whose size and signatures (all of [`Tx::signatures`]) the caller checked;
+    /// a tx that fails (its chain id too) leaves the block as it was.
+    pub fn push_verified(&mut self, ctx: &BlockContext, tx: &Tx) -> Result<(), TxError> {
+        check_chain(&ctx.chain_id, tx)?;
+        let diff = apply_verified_tx(&self.block, ctx, tx)?;
+        self.block.extend(diff);
+        Ok(())
+    }
+
+    /// The outcome of the block whose txs, in order, are `txs` (the bytes of every tx pushed).
+    pub fn finish(self, txs: &[Vec<u8>]) -> BlockOutcome {
+        BlockOutcome {
+            diff: self.block.into_diff(),
+            validators: self.validators,
+            next_validators: self.next_validators,
+            tx_root: merkle::tx_root(txs),
+        }
+    }
 }
 
 /// Batch-verifies the signatures of `txs` (with their index in the block); if the batch
