@@ -120,6 +120,9 @@ pub enum Rejected {
     /// The signer already has `max` txs in the pool.
     #[error("{signer:?} already has {max} txs in the pool")]
     SignerQueueFull { signer: PublicKey, max: usize },
+    /// A thread panicked while holding the pool; this node takes no txs until restarted.
+    #[error("this node's mempool is unusable after an internal failure; try another node")]
+    Unavailable,
 }
 
 /// One admitted tx.

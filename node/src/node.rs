@@ -119,7 +119,7 @@ impl NodeHandle {
     /// short holds of the pool's lock, so a burst of submissions does not stall proposing,
     /// checking and committing blocks, which take the same lock.
     fn admit(&self, tx_bytes: &[u8]) -> Result<Hash, Rejected> {
-        let poisoned = || Rejected::PoolFull { max_txs: 0 };
+        let poisoned = || Rejected::Unavailable;
         let chain_id = {
             let pool = self.mempool.lock().map_err(|_| poisoned())?;
             pool.refuse_cheaply(tx_bytes)?;
@@ -135,7 +135,7 @@ impl NodeHandle {
     /// checked as one batch ([`ledger::exec::check_txs_stateless`]) between two holds of the
     /// pool's lock, one for the duplicate checks and one for the inserts.
     pub fn submit_txs(&self, txs: &[Vec<u8>]) -> Vec<Result<Hash, Rejected>> {
-        let poisoned = || Rejected::PoolFull { max_txs: 0 };
+        let poisoned = || Rejected::Unavailable;
         let mut verdicts: Vec<Option<Result<Hash, Rejected>>> = vec![None; txs.len()];
         let (chain_id, fresh) = match self.mempool.lock() {
             Ok(pool) => {
@@ -358,4 +358,48 @@ pub async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ledger::test_utils::{TestChain, TEST_CHAIN_ID};
+    use ledger::types::Role;
+    use ledger::Action;
+
+    #[test]
+    fn a_poisoned_pool_answers_unavailable_not_full() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut chain = TestChain::new(1);
+        let store = Arc::new(BlockStore::open(&dir.path().join("store.redb")).expect("store opens"));
+        let genesis_hash = store.init_genesis(&chain.genesis).expect("genesis");
+        let mut patient = chain.register(7, Role::Patient);
+        let mempool = Arc::new(Mutex::new(Mempool::new(
+            TEST_CHAIN_ID.into(),
+            MempoolConfig::default(),
+        )));
+        let node = NodeHandle {
+            chain_id: TEST_CHAIN_ID.into(),
+            genesis_hash,
+            store,
+            mempool: mempool.clone(),
+            finalized: tokio::sync::broadcast::channel(1).0,
+            metrics: NodeMetrics::default(),
+        };
+        let holder = mempool.clone();
+        let _ = std::thread::spawn(move || {
+            let _pool = holder.lock();
+            panic!("a thread dies holding the pool");
+        })
+        .join();
+        assert!(mempool.is_poisoned());
+        let tx = patient
+            .tx(Action::Transfer {
+                to: chain.treasury.address(),
+                amount: 1,
+            })
+            .to_bytes();
+        assert_eq!(node.submit_tx(tx.clone()), Err(Rejected::Unavailable));
+        assert_eq!(node.submit_txs(&[tx]), vec![Err(Rejected::Unavailable)]);
+    }
 }

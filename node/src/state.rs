@@ -39,7 +39,8 @@ pub const MAX_SYNC_BATCH: u64 = 32;
 pub const MAX_PROPOSAL_TXS: usize = 2_000;
 
 /// Why a proposed or synced block was refused. Each means its proposer misbehaved (or we
-/// are out of date), never that our state is damaged: those are [`StoreError`]s.
+/// are out of date), never that our state is damaged: those are [`StoreError`]s, and
+/// [`ProposalError::MempoolUnavailable`] when this node cannot build its own proposal.
 #[derive(Debug, thiserror::Error)]
 pub enum ProposalError {
     #[error("block does not decode: {0}")]
@@ -64,6 +65,9 @@ pub enum ProposalError {
     UnknownHeight(u64),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// This node's own pool is unusable (a thread panicked holding it): it cannot propose.
+    #[error("this node's mempool is unusable after an internal failure")]
+    MempoolUnavailable,
 }
 
 /// A block whose execution was checked, kept until it is decided.
@@ -205,7 +209,7 @@ impl NodeState {
             let pool = self
                 .mempool
                 .lock()
-                .map_err(|_| ProposalError::Malformed("mempool lock poisoned".into()))?;
+                .map_err(|_| ProposalError::MempoolUnavailable)?;
             pool.reap(&state, &ctx, MAX_PROPOSAL_TXS, MAX_BLOCK_BYTES / 2)?
         };
         drop(state);
@@ -307,12 +311,10 @@ impl NodeState {
         };
         // Txs this node's mempool admitted (same canonical bytes, so the same hash) had their
         // signatures checked here already; the others are checked now.
-        let admitted: Vec<bool> = {
-            let pool = self
-                .mempool
-                .lock()
-                .map_err(|_| ProposalError::Malformed("mempool lock poisoned".into()))?;
-            block.txs.iter().map(|tx| pool.contains(&sha256(tx))).collect()
+        // A poisoned pool is this node's failure, not the proposer's: check every signature.
+        let admitted: Vec<bool> = match self.mempool.lock() {
+            Ok(pool) => block.txs.iter().map(|tx| pool.contains(&sha256(tx))).collect(),
+            Err(_) => vec![false; block.txs.len()],
         };
         let state = self.store.state_snapshot()?;
         let outcome = apply_block_verified_in_part(&state, &ctx, &block.txs, |i| {
