@@ -12,7 +12,8 @@
 //! devices and history. Block contents are random bytes of a tx's size: the store does not
 //! execute txs.
 //!
-//! `cargo bench -p medledger-node --bench store -- [--blocks N] [--txs N] [--prefill N]`
+//! `cargo bench -p medledger-node --bench store -- [--blocks N] [--txs N] [--prefill N]
+//! [--flush-rotation N]`
 
 use ledger::state::keys::{self, ListKind};
 use ledger::state::StateDiff;
@@ -33,6 +34,8 @@ struct Args {
     patients: usize,
     /// Extra history keys (old commitments, consents...) so the tree has a realistic depth.
     prefill: usize,
+    /// Key ranges the written-behind tables are flushed in (the node's default unless set).
+    flush_rotation: u64,
 }
 
 fn args() -> Args {
@@ -41,6 +44,7 @@ fn args() -> Args {
         txs: 2_000,
         patients: 10_000,
         prefill: 150_000,
+        flush_rotation: node::store::DEFAULT_FLUSH_ROTATION,
     };
     let argv: Vec<String> = std::env::args().collect();
     let mut i = 1;
@@ -51,6 +55,7 @@ fn args() -> Args {
             ("--txs", Some(v)) => out.txs = v,
             ("--patients", Some(v)) => out.patients = v,
             ("--prefill", Some(v)) => out.prefill = v,
+            ("--flush-rotation", Some(v)) => out.flush_rotation = v as u64,
             _ => {}
         }
         i += 1;
@@ -207,7 +212,9 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 fn main() {
     let args = args();
     let dir = tempfile::tempdir().expect("a temp dir");
-    let store = BlockStore::open(&dir.path().join("store.redb")).expect("store opens");
+    let store = BlockStore::open(&dir.path().join("store.redb"))
+        .and_then(|s| s.with_flush_rotation(args.flush_rotation))
+        .expect("store opens");
     let chain = TestChain::new(4);
     store.init_genesis(&chain.genesis).unwrap();
     let mut rng = StdRng::seed_from_u64(7);
