@@ -119,14 +119,13 @@ impl NodeHandle {
     /// short holds of the pool's lock, so a burst of submissions does not stall proposing,
     /// checking and committing blocks, which take the same lock.
     fn admit(&self, tx_bytes: &[u8]) -> Result<Hash, Rejected> {
-        let poisoned = || Rejected::Unavailable;
         let chain_id = {
-            let pool = self.mempool.lock().map_err(|_| poisoned())?;
+            let pool = self.mempool.lock().map_err(|_| Rejected::Unavailable)?;
             pool.refuse_cheaply(tx_bytes)?;
             pool.chain_id().to_owned()
         };
         let tx = ledger::exec::check_tx_stateless(&chain_id, tx_bytes)?;
-        let mut pool = self.mempool.lock().map_err(|_| poisoned())?;
+        let mut pool = self.mempool.lock().map_err(|_| Rejected::Unavailable)?;
         let result = self.with_latest_state(|state| pool.insert_checked(state, tx));
         self.metrics.mempool_size.set(pool.len() as i64);
         result
@@ -135,7 +134,6 @@ impl NodeHandle {
     /// checked as one batch ([`ledger::exec::check_txs_stateless`]) between two holds of the
     /// pool's lock, one for the duplicate checks and one for the inserts.
     pub fn submit_txs(&self, txs: &[Vec<u8>]) -> Vec<Result<Hash, Rejected>> {
-        let poisoned = || Rejected::Unavailable;
         let mut verdicts: Vec<Option<Result<Hash, Rejected>>> = vec![None; txs.len()];
         let (chain_id, fresh) = match self.mempool.lock() {
             Ok(pool) => {
@@ -148,7 +146,7 @@ impl NodeHandle {
                 }
                 (pool.chain_id().to_owned(), fresh)
             }
-            Err(_) => return txs.iter().map(|_| Err(poisoned())).collect(),
+            Err(_) => return txs.iter().map(|_| Err(Rejected::Unavailable)).collect(),
         };
         let bytes: Vec<&[u8]> = fresh.iter().map(|&i| txs[i].as_slice()).collect();
         let checked = ledger::exec::check_txs_stateless(&chain_id, &bytes);
@@ -167,13 +165,13 @@ impl NodeHandle {
             }
             Err(_) => {
                 for &i in &fresh {
-                    verdicts[i] = Some(Err(poisoned()));
+                    verdicts[i] = Some(Err(Rejected::Unavailable));
                 }
             }
         }
         let verdicts: Vec<Result<Hash, Rejected>> = verdicts
             .into_iter()
-            .map(|v| v.unwrap_or_else(|| Err(poisoned())))
+            .map(|v| v.unwrap_or(Err(Rejected::Unavailable)))
             .collect();
         let rejected = verdicts.iter().filter(|v| v.is_err()).count();
         self.metrics.txs_rejected.inc_by(rejected as u64);

@@ -372,15 +372,13 @@ fn StudyCard(me: Identity, s: MyStudy, ui: CardState) -> impl IntoView {
             </table>
             <button data-testid="download-dataset" on:click=download>"Download dataset"</button>
             {open.then(|| view! { " " <button data-testid="close-study" on:click=close>"Close study"</button> })}
-            {move || dataset.with(|d| d.as_ref().map(|d| view! {
-                " " <a data-testid="dataset-link" download=file.clone() href=ndjson_url(&d.ndjson)>
-                    "save the dataset again (FHIR NDJSON)"
-                </a>
-            }))}
             {move || dataset.with(|d| d.as_ref().map(|d| {
                 let problems = d.problems.iter().map(|p| view! { <li class="bad">{p.clone()}</li> }).collect_view();
                 let by = d.contributions.iter().map(|c| format!("{} ({} Observations)", format::short(&c.patient.to_hex()), c.observations)).collect::<Vec<_>>().join(", ");
                 view! {
+                    " " <a data-testid="dataset-link" download=file.clone() href=ndjson_url(&d.ndjson)>
+                        "save the dataset again (FHIR NDJSON)"
+                    </a>
                     <p data-testid="dataset-summary">"dataset: " {d.ndjson.lines().count()} " Observations · contributors " {by}</p>
                     <ul>{problems}</ul>
                 }
