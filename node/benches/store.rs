@@ -164,13 +164,14 @@ impl Population {
 }
 
 /// Commits `diff` as the next block (header built the way a proposer builds it, a commit signed
-/// by every validator), returning the time of `state_root_after` and of `commit_block`.
+/// by every validator), returning the time of `state_root_after`, of `commit_block` and of the
+/// latter's redb commit (page writes and fsyncs).
 fn commit(
     store: &BlockStore,
     chain: &TestChain,
     diff: &StateDiff,
     txs: Vec<Vec<u8>>,
-) -> (Duration, Duration) {
+) -> (Duration, Duration, Duration) {
     let last = store.last_height().unwrap().unwrap();
     let height = last + 1;
     let ctx = BlockContext {
@@ -193,7 +194,7 @@ fn commit(
     let signed = sign_commit(&header, 0, &signers);
     let block = Block { header, txs };
     let started = Instant::now();
-    store
+    let committed = store
         .commit_block(
             &block,
             &signed,
@@ -202,7 +203,7 @@ fn commit(
             diff,
         )
         .unwrap();
-    (root_time, started.elapsed())
+    (root_time, started.elapsed(), committed.sync)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -241,6 +242,7 @@ fn main() {
     eprintln!("{} blocks of {} txs", args.blocks, args.txs);
     let mut root_ms = Vec::new();
     let mut commit_ms = Vec::new();
+    let mut sync_ms = Vec::new();
     let mut keys_per_block = 0usize;
     let written_before = bytes_written();
     let cpu_before = cpu_seconds();
@@ -253,9 +255,10 @@ fn main() {
             })
             .collect();
         keys_per_block += diff.len();
-        let (root, commit) = commit(&store, &chain, &diff, txs);
+        let (root, commit, sync) = commit(&store, &chain, &diff, txs);
         root_ms.push(root.as_secs_f64() * 1e3);
         commit_ms.push(commit.as_secs_f64() * 1e3);
+        sync_ms.push(sync.as_secs_f64() * 1e3);
         if (b + 1) % 10 == 0 {
             eprintln!("  {} blocks", b + 1);
         }
@@ -267,13 +270,14 @@ fn main() {
     let (root_sum, commit_sum) = (sum(&root_ms), sum(&commit_ms));
     root_ms.sort_by(f64::total_cmp);
     commit_ms.sort_by(f64::total_cmp);
+    sync_ms.sort_by(f64::total_cmp);
     println!();
     println!(
-        "| blocks × txs | state keys per tx | state_root_after ms p50 / p90 | commit_block ms p50 / p90 | store µs per tx (root + commit) | process CPU µs per tx | bytes written per tx |"
+        "| blocks × txs | state keys per tx | state_root_after ms p50 / p90 | commit_block ms p50 / p90 | of which redb commit (writes, fsyncs) ms p50 / p90 | store µs per tx (root + commit) | process CPU µs per tx | bytes written per tx |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     println!(
-        "| {} × {} | {:.2} | {:.0} / {:.0} | {:.0} / {:.0} | {:.0} | {:.0} | {:.0} B |",
+        "| {} × {} | {:.2} | {:.0} / {:.0} | {:.0} / {:.0} | {:.0} / {:.0} | {:.0} | {:.0} | {:.0} B |",
         args.blocks,
         args.txs,
         keys_per_block as f64 / total_txs,
@@ -281,6 +285,8 @@ fn main() {
         percentile(&root_ms, 0.9),
         percentile(&commit_ms, 0.5),
         percentile(&commit_ms, 0.9),
+        percentile(&sync_ms, 0.5),
+        percentile(&sync_ms, 0.9),
         (root_sum + commit_sum) * 1e3 / total_txs,
         cpu * 1e6 / total_txs,
         written as f64 / total_txs,

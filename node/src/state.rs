@@ -367,6 +367,9 @@ impl NodeState {
             Some(_) => Validity::Valid,
             None => match self.check_block(part.height, &part.block) {
                 Ok(prepared) => {
+                    self.metrics
+                        .block_check_seconds
+                        .observe(started.elapsed().as_secs_f64());
                     debug!(
                         height = part.height.0,
                         txs = prepared.block.txs.len(),
@@ -453,14 +456,20 @@ impl NodeState {
             }
         }
         let started = std::time::Instant::now();
-        let root = self.store.commit_block(
+        let committed = self.store.commit_block(
             &prepared.block,
             &commit,
             &prepared.outcome.validators,
             &prepared.outcome.next_validators,
             &prepared.outcome.diff,
         )?;
-        if root != header.state_root {
+        self.metrics
+            .block_store_write_seconds
+            .observe(committed.write.as_secs_f64());
+        self.metrics
+            .block_store_sync_seconds
+            .observe(committed.sync.as_secs_f64());
+        if committed.root != header.state_root {
             return Err(ProposalError::HeaderMismatch("state_root after commit"));
         }
         // The recheck judges the pool's next txs as the next block would.
@@ -491,6 +500,7 @@ impl NodeState {
             txs = prepared.block.txs.len(),
             signers = commit.signatures.len(),
             store_ms = stored.as_millis() as u64,
+            sync_ms = committed.sync.as_millis() as u64,
             recheck_ms = (started.elapsed() - stored).as_millis() as u64,
             "committed block"
         );

@@ -338,6 +338,20 @@ async fn a_follower_syncs_verifies_and_serves_state_proofs_and_metrics() {
     for name in ["medledger_height", "medledger_txs", "medledger_mempool_size"] {
         assert!(metrics.contains(name), "/metrics lacks {name}");
     }
+    // Node 0 has committed blocks (and checked others' proposals): each step was timed.
+    for name in [
+        "medledger_block_check_seconds_count",
+        "medledger_block_store_write_seconds_count",
+        "medledger_block_store_sync_seconds_count",
+    ] {
+        let count: f64 = metrics
+            .lines()
+            .find(|line| line.starts_with(name))
+            .and_then(|line| line.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("/metrics lacks {name}"));
+        assert!(count > 0.0, "{name} is {count}");
+    }
 }
 
 fn hex_encode(bytes: &[u8]) -> String {

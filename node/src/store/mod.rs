@@ -107,6 +107,7 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 mod tree_codec;
 use tree_codec::{decode_node, encode_leaf, encode_node};
@@ -632,6 +633,19 @@ struct PreparedTree {
 /// A leaf the update moved is one of them, so its value is found without a walk.
 type LeavesRead = std::collections::HashMap<KeyHash, NodeKey, ahash::RandomState>;
 
+/// What [`BlockStore::commit_block`] did: the new state root, and where its time went (the
+/// node exports both as metrics: under load a commit is a large part of each height).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Committed {
+    /// The state root after the block (= its header's `state_root`).
+    pub root: Hash,
+    /// Building the write transaction: the tree update unless already prepared, the JMT
+    /// nodes, block, commit, sets, diff and the flushed key range.
+    pub write: Duration,
+    /// redb's commit: writing the transaction's pages and the two fsyncs.
+    pub sync: Duration,
+}
+
 /// The validator node's store on one redb file. See the module docs.
 pub struct BlockStore {
     db: Database,
@@ -876,7 +890,8 @@ impl BlockStore {
     /// hash to the header's `validators_hash` / `next_validators_hash`;
     /// [`StoreError::StateRootMismatch`] if `diff` does not lead to `header.state_root` (this
     /// node diverged: it must halt rather than store a state the chain did not agree on).
-    /// Signatures are the caller's business. Returns the new state root (= header.state_root).
+    /// Signatures are the caller's business. Returns the new state root (= header.state_root)
+    /// and the commit's timings.
     pub fn commit_block(
         &self,
         block: &Block,
@@ -884,7 +899,7 @@ impl BlockStore {
         validators: &ValidatorSet,
         next_validators: &ValidatorSet,
         diff: &StateDiff,
-    ) -> Result<Hash, StoreError> {
+    ) -> Result<Committed, StoreError> {
         let header = &block.header;
         let height = header.height;
         let inconsistent = |what| Err(StoreError::Inconsistent { height, what });
@@ -901,6 +916,7 @@ impl BlockStore {
             return inconsistent("next validator set does not match header.next_validators_hash");
         }
 
+        let started = Instant::now();
         // Taking the write lock first makes the snapshot below the transaction's own base.
         let txn = begin_write(&self.db)?;
         let last = read_last_height(&txn.open_table(META)?)?.ok_or(StoreError::NotInitialised)?;
@@ -962,17 +978,23 @@ impl BlockStore {
                 recent.pop_front();
             }
         }
+        let written = Instant::now();
         if let Err(e) = txn.commit() {
             if let Ok(mut recent) = self.unflushed.lock() {
                 recent.retain(|u| !Arc::ptr_eq(u, &next));
             }
             return Err(e.into());
         }
+        let synced = Instant::now();
         if let Ok(mut prepared) = self.prepared.lock() {
             prepared.retain(|p| p.height > height);
         }
         tracing::debug!(height, root = %root, txs = block.txs.len(), "block committed");
-        Ok(root)
+        Ok(Committed {
+            root,
+            write: written - started,
+            sync: synced - written,
+        })
     }
 
     /// Replaces the stored commit of `height` if `commit` carries more signatures (Malachite's
@@ -1546,6 +1568,7 @@ mod tests {
                 &outcome.diff,
             )
             .unwrap()
+            .root
     }
 
     fn replay_all(store: &BlockStore, run: &Run, upto: usize) {
@@ -1936,7 +1959,7 @@ mod tests {
         assert_eq!(store.block(2).unwrap(), None);
         assert_eq!(store.commit(2).unwrap(), None);
 
-        assert_eq!(commit(&store, 1, &diff1).unwrap(), b1.header.state_root);
+        assert_eq!(commit(&store, 1, &diff1).unwrap().root, b1.header.state_root);
         // Block 1 again.
         assert!(matches!(
             commit(&store, 1, &diff1),
@@ -1951,7 +1974,7 @@ mod tests {
             Err(StoreError::NotCommitted { height: 2, last: 1 })
         ));
         let diff2 = diff_of(&store, b2, &run.txs[1]);
-        assert_eq!(commit(&store, 2, &diff2).unwrap(), b2.header.state_root);
+        assert_eq!(commit(&store, 2, &diff2).unwrap().root, b2.header.state_root);
     }
 
     #[test]
@@ -2008,7 +2031,8 @@ mod tests {
         assert_eq!(
             store
                 .commit_block(&block, &signed.commit, vals, next, &diff)
-                .unwrap(),
+                .unwrap()
+                .root,
             signed.header.state_root
         );
     }
