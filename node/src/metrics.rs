@@ -76,21 +76,25 @@ impl NodeMetrics {
                     "Decided commits that failed the ledger light-client predicate (must stay 0)",
                     metrics.commit_check_failures.clone(),
                 );
-                reg.register(
-                    "block_check_seconds",
-                    "Checking another validator's proposal: executing its txs and computing the state root",
-                    metrics.block_check_seconds.clone(),
-                );
-                reg.register(
-                    "block_store_write_seconds",
-                    "Committing a decided block: building the store's write transaction",
-                    metrics.block_store_write_seconds.clone(),
-                );
-                reg.register(
-                    "block_store_sync_seconds",
-                    "Committing a decided block: the store's commit (page writes and fsyncs)",
-                    metrics.block_store_sync_seconds.clone(),
-                );
+                for (name, help, histogram) in [
+                    (
+                        "block_check_seconds",
+                        "Checking another validator's proposal: executing its txs and computing the state root",
+                        &metrics.block_check_seconds,
+                    ),
+                    (
+                        "block_store_write_seconds",
+                        "Committing a decided block: building the store's write transaction",
+                        &metrics.block_store_write_seconds,
+                    ),
+                    (
+                        "block_store_sync_seconds",
+                        "Committing a decided block: the store's commit (page writes and fsyncs)",
+                        &metrics.block_store_sync_seconds,
+                    ),
+                ] {
+                    reg.register(name, help, histogram.clone());
+                }
             });
         metrics
     }
