@@ -212,6 +212,12 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 fn main() {
     let args = args();
+    // As `medledger-node` does at start-up (see its main): without this, mimalloc's arenas
+    // get transparent huge pages and a tenth of the bench is the kernel zeroing them.
+    #[cfg(target_os = "linux")]
+    if let Err(error) = rustix::thread::disable_transparent_huge_pages(true) {
+        eprintln!("could not turn transparent huge pages off: {error}");
+    }
     let dir = tempfile::tempdir().expect("a temp dir");
     let store = BlockStore::open(&dir.path().join("store.redb"))
         .and_then(|s| s.with_flush_rotation(args.flush_rotation))
