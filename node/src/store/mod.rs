@@ -15,13 +15,14 @@
 //!
 //! | table            | key                               | value                                      |
 //! |------------------|-----------------------------------|--------------------------------------------|
-//! | `meta`           | `schema_version` / `genesis_hash` / `last_height` | u32 BE / hash / u64 BE     |
+//! | `meta`           | `schema_version` / `genesis_hash` / `last_height` / `jmt_buckets_from` | u32 BE / hash / u64 BE / u64 BE |
 //! | `blocks`         | height (u64)                      | borsh [`Block`]                            |
 //! | `commits`        | height (u64)                      | borsh [`Commit`]                           |
 //! | `validators`     | height (u64)                      | borsh [`ValidatorSet`] that signs `height` |
 //! | `tx_index`       | SHA-256 of the tx bytes           | height (u64)                               |
 //! | `state_latest`   | state key                         | state value (latest committed)             |
-//! | `jmt_nodes`      | borsh `NodeKey`                   | [`tree_codec`] `Node` (leaves with values) |
+//! | `jmt_buckets`    | version (u64 BE) ‖ 3 nibbles ‖ 0  | the version's [`tree_codec`] nodes (leaves with values) under that path prefix ([`buckets`]) |
+//! | `jmt_nodes`      | borsh `NodeKey`                   | one node of a version before `jmt_buckets_from` (schema 2–5 files) |
 //! | `jmt_values`     | version (u64 BE) ‖ key hash (32)  | value of a leaf of a schema 2–4 file       |
 //! | `pending_by_id`  | block id                          | height (u64 BE) ‖ block bytes              |
 //! | `pending_at`     | height (u64 BE) ‖ round (u32 BE)  | block id                                   |
@@ -55,10 +56,15 @@
 //! leaf node without a new value in the batch: its value is copied from the leaf it
 //! replaces.
 //!
+//! Since schema 6 a version's nodes are grouped by the first three nibbles of their paths,
+//! one `jmt_buckets` entry per group ([`buckets`]): ~10 nodes per tx were as many B-tree
+//! inserts, the largest cost of a commit after hashing. Versions written before a file was
+//! upgraded stay in `jmt_nodes`, one entry per node.
+//!
 //! The internal nodes of the tree's top five levels are also kept in memory at their latest
 //! committed version ([`upper_nodes`]): nearly every key a block changes has its path through
-//! them, and reading them from `jmt_nodes` was a third of the instructions of the update's node
-//! reads.
+//! them, and reading them from the tables was a third of the instructions of the update's
+//! node reads.
 //!
 //! Stale JMT nodes (and the values their leaves carry) are never pruned yet: the file grows
 //! with history, and every height stays provable. (`jmt`'s stale-node index is computed but
@@ -114,6 +120,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod buckets;
 mod tree_codec;
 mod upper_nodes;
 use tree_codec::{decode_node, encode_leaf, encode_node};
@@ -129,6 +136,7 @@ mod names {
     pub const STATE_LATEST: &str = "state_latest";
     pub const JMT_NODES: &str = "jmt_nodes";
     pub const JMT_VALUES: &str = "jmt_values";
+    pub const JMT_BUCKETS: &str = "jmt_buckets";
     pub const PENDING_BY_ID: &str = "pending_by_id";
     pub const PENDING_AT: &str = "pending_at";
     pub const STATE_DIFFS: &str = "state_diffs";
@@ -142,6 +150,7 @@ const TX_INDEX: TableDefinition<&[u8; 32], u64> = TableDefinition::new(names::TX
 const STATE_LATEST: TableDefinition<&[u8], &[u8]> = TableDefinition::new(names::STATE_LATEST);
 const JMT_NODES: TableDefinition<&[u8], &[u8]> = TableDefinition::new(names::JMT_NODES);
 const JMT_VALUES: TableDefinition<&[u8; 40], &[u8]> = TableDefinition::new(names::JMT_VALUES);
+const JMT_BUCKETS: TableDefinition<&buckets::BucketKey, &[u8]> = TableDefinition::new(names::JMT_BUCKETS);
 const PENDING_BY_ID: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new(names::PENDING_BY_ID);
 const PENDING_AT: TableDefinition<&[u8; 12], &[u8; 32]> = TableDefinition::new(names::PENDING_AT);
 const STATE_DIFFS: TableDefinition<u64, &[u8]> = TableDefinition::new(names::STATE_DIFFS);
@@ -149,6 +158,9 @@ const STATE_DIFFS: TableDefinition<u64, &[u8]> = TableDefinition::new(names::STA
 const META_SCHEMA: &str = "schema_version";
 const META_GENESIS: &str = "genesis_hash";
 const META_LAST_HEIGHT: &str = "last_height";
+/// The first version whose JMT nodes are in `jmt_buckets` (u64 BE); older ones are in
+/// `jmt_nodes` (files from before schema 6).
+const META_BUCKETS_FROM: &str = "jmt_buckets_from";
 
 /// Layout version of this file; bump it (and migrate) whenever a table's encoding changes.
 /// 2: `jmt_values` keyed by version first, one value per leaf node.
@@ -158,7 +170,9 @@ const META_LAST_HEIGHT: &str = "last_height";
 ///    version 2 or 3 file is upgraded in place; older builds must not read the new nodes).
 /// 5: leaves carry their values; `jmt_values` is no longer written (it still serves the
 ///    leaves of older files, so a version 2–4 file is upgraded in place).
-const SCHEMA_VERSION: u32 = 5;
+/// 6: JMT nodes grouped in `jmt_buckets` from version `jmt_buckets_from` on (a version 2–5
+///    file is upgraded in place: its versions stay in `jmt_nodes`, new ones go to buckets).
+const SCHEMA_VERSION: u32 = 6;
 
 /// redb's page cache (its default is 1 GiB, which would dominate a validator's memory).
 pub const DEFAULT_CACHE_BYTES: usize = 128 * 1024 * 1024;
@@ -246,11 +260,17 @@ fn decode_stored<T: BorshDeserialize>(
     borsh::from_slice(bytes).map_err(|_| corrupt(table, key))
 }
 
-/// Decodes a `jmt_nodes` value; `key` (the table key) names it in the error.
-fn decode_stored_node(bytes: &[u8], key: &[u8]) -> Result<Node, StoreError> {
+/// Decodes a stored JMT node from `table`; `key` (its `jmt_nodes` key, built only for the
+/// error) names it in the error.
+fn decode_stored_node(
+    bytes: &[u8],
+    table: &'static str,
+    key: impl FnOnce() -> Vec<u8>,
+) -> Result<Node, StoreError> {
     decode_node(bytes).map_err(|e| {
-        tracing::error!(error = %e, key = %hex::encode(key), "undecodable JMT node");
-        corrupt(names::JMT_NODES, hex::encode(key))
+        let key = hex::encode(key());
+        tracing::error!(error = %e, table, %key, "undecodable JMT node");
+        corrupt(table, key)
     })
 }
 
@@ -281,6 +301,16 @@ fn node_table_key(version: Version, nibbles: &[u8]) -> Vec<u8> {
         out.push((pair[0] << 4) | pair.get(1).copied().unwrap_or(0));
     }
     out
+}
+
+/// The nibbles of `key`'s path, one per byte, written into `out` (a path has at most 64).
+fn nibbles_of<'a>(key: &NodeKey, out: &'a mut [u8; 64]) -> &'a [u8] {
+    let path = key.nibble_path();
+    let len = path.num_nibbles().min(64);
+    for (i, nibble) in out.iter_mut().enumerate().take(len) {
+        *nibble = u8::from(path.get_nibble(i));
+    }
+    &out[..len]
 }
 
 /// Nibble `i` of a key hash (the path `jmt` follows from the root).
@@ -380,23 +410,36 @@ fn begin_write(db: &Database) -> Result<WriteTransaction, StoreError> {
 /// Writes a JMT node batch into `txn`, each leaf with its value (see the module docs).
 /// `before` reads the tree the batch builds on: a leaf `jmt` moved keeps the value it had
 /// there, found through `leaves_read` (the update read that leaf) or else by a walk.
-/// Returns the internal nodes of the upper levels as stored, for [`UpperNodes`] once the
-/// transaction is committed.
+/// The nodes go to `jmt_buckets` (see [`buckets`]); every version they are of must be at
+/// least `before`'s `buckets_from`. Returns the internal nodes of the upper levels as stored,
+/// for [`UpperNodes`] once the transaction is committed.
 fn write_node_batch(
     txn: &WriteTransaction,
     batch: &NodeBatch,
     before: &TreeSnapshot,
     leaves_read: &LeavesRead,
 ) -> Result<Vec<(Version, UpperPath, Vec<u8>)>, StoreError> {
-    let mut nodes = txn.open_table(JMT_NODES)?;
     let mut upper = Vec::new();
+    let mut grouped: std::collections::BTreeMap<buckets::BucketKey, Vec<(Vec<u8>, Vec<u8>)>> =
+        Default::default();
     for (key, node) in batch.nodes() {
+        if key.version() < before.buckets_from {
+            return Err(StoreError::Db(format!(
+                "a tree update wrote version {} below the bucketed versions ({}..)",
+                key.version(),
+                before.buckets_from
+            )));
+        }
+        let nibbles: Vec<u8> = key.nibble_path().nibbles().map(u8::from).collect();
+        let bucket = grouped
+            .entry(buckets::bucket_key(key.version(), &nibbles))
+            .or_default();
         let Node::Leaf(leaf) = node else {
             let stored = encode_node(node);
-            nodes.insert(encode(key).as_slice(), stored.as_slice())?;
             if let (Node::Internal(_), Some(path)) = (node, UpperPath::of_node_key(key)) {
-                upper.push((key.version(), path, stored));
+                upper.push((key.version(), path, stored.clone()));
             }
+            bucket.push((nibbles, stored));
             continue;
         };
         let (version, key_hash) = (key.version(), leaf.key_hash());
@@ -418,7 +461,17 @@ fn write_node_batch(
                 &moved
             }
         };
-        nodes.insert(encode(key).as_slice(), encode_leaf(leaf, value).as_slice())?;
+        bucket.push((nibbles, encode_leaf(leaf, value)));
+    }
+    let mut table = txn.open_table(JMT_BUCKETS)?;
+    for (key, entries) in &mut grouped {
+        // The batch's order is already the buckets' (`jmt`'s `NibblePath` order); sorting a
+        // handful of entries keeps that an assumption nobody has to check.
+        entries.sort_by(|a, b| (a.0.len(), &a.0).cmp(&(b.0.len(), &b.0)));
+        let bytes = buckets::encode_bucket(entries).ok_or_else(|| {
+            StoreError::Db(format!("JMT node bucket {} holds a path twice", hex::encode(key)))
+        })?;
+        table.insert(key, bytes.as_slice())?;
     }
     Ok(upper)
 }
@@ -670,6 +723,8 @@ pub struct BlockStore {
     flush_rotation: u64,
     /// The upper levels of the latest committed tree (see [`upper_nodes`]).
     upper: Arc<UpperNodes>,
+    /// The first JMT version stored in `jmt_buckets` (see [`buckets`]).
+    buckets_from: Version,
 }
 
 impl std::fmt::Debug for BlockStore {
@@ -699,10 +754,14 @@ impl BlockStore {
                     meta.insert(META_SCHEMA, SCHEMA_VERSION.to_be_bytes().as_slice())?;
                 }
                 Some(v) if v.as_slice() == SCHEMA_VERSION.to_be_bytes() => {}
-                Some(v) if [2u32, 3, 4].iter().any(|old| v.as_slice() == old.to_be_bytes()) => {
+                Some(v)
+                    if [2u32, 3, 4, 5]
+                        .iter()
+                        .any(|old| v.as_slice() == old.to_be_bytes()) =>
+                {
                     // Version 2 wrote both tables on every commit: nothing is unflushed. Nodes
-                    // in borsh (2, 3) and leaves whose values are in `jmt_values` (2–4) still
-                    // read.
+                    // in borsh (2, 3), leaves whose values are in `jmt_values` (2–4) and nodes
+                    // in `jmt_nodes` (2–5) still read.
                     meta.insert(META_SCHEMA, SCHEMA_VERSION.to_be_bytes().as_slice())?;
                 }
                 Some(v) => {
@@ -721,10 +780,27 @@ impl BlockStore {
             txn.open_table(STATE_LATEST)?;
             txn.open_table(JMT_NODES)?;
             txn.open_table(JMT_VALUES)?;
+            txn.open_table(JMT_BUCKETS)?;
             txn.open_table(PENDING_BY_ID)?;
             txn.open_table(PENDING_AT)?;
             txn.open_table(STATE_DIFFS)?;
         }
+        let buckets_from = {
+            let mut meta = txn.open_table(META)?;
+            let stored = match meta.get(META_BUCKETS_FROM)? {
+                None => None,
+                Some(v) => Some(read_u64_be(v.value(), names::META, META_BUCKETS_FROM)?),
+            };
+            match stored {
+                Some(from) => from,
+                None => {
+                    // A new file, or one from before buckets: they start after its last height.
+                    let from = read_last_height(&meta)?.map_or(0, |h| h + 1);
+                    meta.insert(META_BUCKETS_FROM, from.to_be_bytes().as_slice())?;
+                    from
+                }
+            }
+        };
         txn.commit()?;
         let unflushed = load_unflushed(&db, DEFAULT_FLUSH_ROTATION)?;
         Ok(BlockStore {
@@ -734,6 +810,7 @@ impl BlockStore {
             unflushed: Mutex::new(unflushed.into_iter().map(Arc::new).collect()),
             flush_rotation: DEFAULT_FLUSH_ROTATION,
             upper: Arc::default(),
+            buckets_from,
         })
     }
 
@@ -800,7 +877,7 @@ impl BlockStore {
         let diff = genesis.state_diff()?;
         let set = genesis.validator_set()?;
         // Version 0 builds on nothing; the snapshot only confirms the tree is empty.
-        let snapshot = TreeSnapshot::open(&self.db, &self.upper)?;
+        let snapshot = TreeSnapshot::open(&self.db, &self.upper, self.buckets_from)?;
         let (root, batch) = JellyfishMerkleTree::<_, Sha256>::new(&snapshot)
             .put_value_set(to_value_set(&diff), 0)
             .map_err(|e| snapshot.error(e))?;
@@ -849,7 +926,7 @@ impl BlockStore {
     /// The state root at a committed height (0 = genesis).
     pub fn state_root(&self, height: u64) -> Result<Hash, StoreError> {
         self.require_committed(height)?;
-        let snapshot = TreeSnapshot::open(&self.db, &self.upper)?;
+        let snapshot = TreeSnapshot::open(&self.db, &self.upper, self.buckets_from)?;
         StateTree::new(&snapshot)
             .root(height)
             .map_err(|e| snapshot.proof_error(e))
@@ -867,7 +944,7 @@ impl BlockStore {
             });
         }
         // `StateTree::root_after`'s root, keeping the nodes for the commit.
-        let snapshot = TreeSnapshot::open(&self.db, &self.upper)?;
+        let snapshot = TreeSnapshot::open(&self.db, &self.upper, self.buckets_from)?;
         let (root, batch) = tree_update(&snapshot, diff, height).map_err(|e| snapshot.error(e))?;
         if let Ok(mut prepared) = self.prepared.lock() {
             prepared.retain(|p| p.height >= height);
@@ -944,7 +1021,7 @@ impl BlockStore {
                 got: height,
             });
         }
-        let before = TreeSnapshot::open(&self.db, &self.upper)?;
+        let before = TreeSnapshot::open(&self.db, &self.upper, self.buckets_from)?;
         let (root, node_batch, leaves_read) = match self.take_prepared(height, diff) {
             Some(prepared) => prepared,
             None => {
@@ -1131,7 +1208,7 @@ impl BlockStore {
         height: u64,
     ) -> Result<(Option<Vec<u8>>, StateProof), StoreError> {
         self.require_committed(height)?;
-        let snapshot = TreeSnapshot::open(&self.db, &self.upper)?;
+        let snapshot = TreeSnapshot::open(&self.db, &self.upper, self.buckets_from)?;
         StateTree::new(&snapshot)
             .get_with_proof(key, height)
             .map_err(|e| snapshot.proof_error(e))
@@ -1277,6 +1354,9 @@ impl StateRead for StateSnapshot {
 struct TreeSnapshot {
     nodes: RawTable<&'static [u8]>,
     values: RawTable<&'static [u8; 40]>,
+    buckets: RawTable<&'static buckets::BucketKey>,
+    /// Versions from here on are in `buckets`, older ones in `nodes`.
+    buckets_from: Version,
     /// Nodes of committed versions only, like the tables; looked up by exact version, so
     /// what this snapshot reads is the same with or without them.
     upper: Arc<UpperNodes>,
@@ -1285,40 +1365,74 @@ struct TreeSnapshot {
 }
 
 impl TreeSnapshot {
-    fn open(db: &Database, upper: &Arc<UpperNodes>) -> Result<Self, StoreError> {
+    fn open(db: &Database, upper: &Arc<UpperNodes>, buckets_from: Version) -> Result<Self, StoreError> {
         let txn = db.begin_read()?;
         // The tables keep the transaction alive after `txn` is dropped.
         Ok(TreeSnapshot {
             nodes: txn.open_table(JMT_NODES)?,
             values: txn.open_table(JMT_VALUES)?,
+            buckets: txn.open_table(JMT_BUCKETS)?,
+            buckets_from,
             upper: upper.clone(),
             first_error: RefCell::new(None),
             leaves_read: RefCell::new(LeavesRead::default()),
         })
     }
 
-    fn node(&self, node_key: &NodeKey) -> Result<Option<Node>, StoreError> {
-        let upper = UpperPath::of_node_key(node_key);
-        if let Some(stored) = upper.and_then(|path| self.upper.get(node_key.version(), path)) {
-            return decode_stored_node(&stored, &encode(node_key)).map(Some);
+    /// The stored bytes of the node at `version` and path `nibbles` (one per byte), from
+    /// wherever that version keeps it.
+    fn stored(&self, version: Version, nibbles: &[u8]) -> Result<Option<StoredNode<'_>>, StoreError> {
+        let upper = UpperPath::of_nibbles(nibbles);
+        if let Some(bytes) = upper.and_then(|path| self.upper.get(version, path)) {
+            return Ok(Some(StoredNode::Cached(bytes)));
         }
-        let key = encode(node_key);
-        match self.nodes.get(key.as_slice())? {
-            None => Ok(None),
-            Some(v) => {
-                let node = decode_stored_node(v.value(), &key)?;
-                match (&node, upper) {
-                    (Node::Leaf(leaf), _) => {
-                        self.leaves_read
-                            .borrow_mut()
-                            .insert(leaf.key_hash(), node_key.clone());
-                    }
-                    (Node::Internal(_), Some(path)) => self.upper.offer(node_key.version(), path, v.value()),
-                    _ => {}
-                }
-                Ok(Some(node))
+        let stored = if version >= self.buckets_from {
+            let key = buckets::bucket_key(version, nibbles);
+            let Some(bucket) = self.buckets.get(&key)? else {
+                return Ok(None);
+            };
+            match buckets::find_node(bucket.value(), nibbles) {
+                Ok(Some(range)) => StoredNode::InBucket(bucket, range),
+                Ok(None) => return Ok(None),
+                Err(buckets::MalformedBucket) => return Err(corrupt(names::JMT_BUCKETS, hex::encode(key))),
+            }
+        } else {
+            match self.nodes.get(node_table_key(version, nibbles).as_slice())? {
+                Some(entry) => StoredNode::Entry(entry),
+                None => return Ok(None),
+            }
+        };
+        if let Some(path) = upper {
+            if tree_codec::is_internal(stored.bytes()) {
+                self.upper.offer(version, path, stored.bytes());
             }
         }
+        Ok(Some(stored))
+    }
+
+    /// The table an entry of `version` is in, for errors.
+    fn table_of(&self, version: Version) -> &'static str {
+        if version >= self.buckets_from {
+            names::JMT_BUCKETS
+        } else {
+            names::JMT_NODES
+        }
+    }
+
+    fn node(&self, node_key: &NodeKey) -> Result<Option<Node>, StoreError> {
+        let mut path = [0u8; 64];
+        let nibbles = nibbles_of(node_key, &mut path);
+        let version = node_key.version();
+        let Some(stored) = self.stored(version, nibbles)? else {
+            return Ok(None);
+        };
+        let node = decode_stored_node(stored.bytes(), self.table_of(version), || encode(node_key))?;
+        if let Node::Leaf(leaf) = &node {
+            self.leaves_read
+                .borrow_mut()
+                .insert(leaf.key_hash(), node_key.clone());
+        }
+        Ok(Some(node))
     }
 
     /// The value of `key_hash` in the tree of version `max_version`: the value of its leaf,
@@ -1329,27 +1443,21 @@ impl TreeSnapshot {
         let mut node_version = max_version;
         // 64 nibbles in a 32-byte key hash, so at most 65 nodes on a path.
         for depth in 0..=64 {
-            let raw = node_table_key(node_version, &path);
-            let cached = UpperPath::of_nibbles(&path).and_then(|p| self.upper.get(node_version, p));
-            let from_table;
-            let stored: &[u8] = match &cached {
+            let raw = || node_table_key(node_version, &path);
+            let table = self.table_of(node_version);
+            let stored = match self.stored(node_version, &path)? {
                 Some(stored) => stored,
-                None => match self.nodes.get(raw.as_slice())? {
-                    Some(guard) => {
-                        from_table = guard;
-                        from_table.value()
-                    }
-                    // No tree at this version (nothing committed yet).
-                    None if depth == 0 => return Ok(None),
-                    None => return Err(corrupt(names::JMT_NODES, hex::encode(&raw))),
-                },
+                // No tree at this version (nothing committed yet).
+                None if depth == 0 => return Ok(None),
+                None => return Err(corrupt(table, hex::encode(raw()))),
             };
-            match decode_stored_node(stored, &raw)? {
+            let stored = stored.bytes();
+            match decode_stored_node(stored, table, raw)? {
                 Node::Null => return Ok(None),
                 Node::Leaf(leaf) if leaf.key_hash() != key_hash => return Ok(None),
                 Node::Leaf(leaf) => {
                     return self
-                        .stored_leaf_value(&leaf, node_version, stored, &raw)
+                        .stored_leaf_value(&leaf, node_version, stored, &raw())
                         .map(Some)
                 }
                 Node::Internal(internal) => {
@@ -1374,14 +1482,17 @@ impl TreeSnapshot {
     /// The value of the leaf of `key_hash` at `node_key`.
     fn leaf_value(&self, node_key: &NodeKey, key_hash: &KeyHash) -> Result<OwnedValue, StoreError> {
         let raw = encode(node_key);
-        let Some(stored) = self.nodes.get(raw.as_slice())? else {
-            return Err(corrupt(names::JMT_NODES, hex::encode(&raw)));
+        let version = node_key.version();
+        let mut path = [0u8; 64];
+        let nibbles = nibbles_of(node_key, &mut path);
+        let Some(stored) = self.stored(version, nibbles)? else {
+            return Err(corrupt(self.table_of(version), hex::encode(&raw)));
         };
-        match decode_stored_node(stored.value(), &raw)? {
+        match decode_stored_node(stored.bytes(), self.table_of(version), || raw.clone())? {
             Node::Leaf(leaf) if leaf.key_hash() == *key_hash => {
-                self.stored_leaf_value(&leaf, node_key.version(), stored.value(), &raw)
+                self.stored_leaf_value(&leaf, version, stored.bytes(), &raw)
             }
-            _ => Err(corrupt(names::JMT_NODES, hex::encode(&raw))),
+            _ => Err(corrupt(self.table_of(version), hex::encode(&raw))),
         }
     }
 
@@ -1437,6 +1548,26 @@ impl TreeSnapshot {
     }
 }
 
+/// A node's stored bytes as [`TreeSnapshot::stored`] found them.
+enum StoredNode<'a> {
+    Cached(Arc<[u8]>),
+    /// An entry of `jmt_nodes` (versions before buckets).
+    Entry(redb::AccessGuard<'a, &'static [u8]>),
+    /// A range of a `jmt_buckets` entry.
+    InBucket(redb::AccessGuard<'a, &'static [u8]>, std::ops::Range<usize>),
+}
+
+impl StoredNode<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            StoredNode::Cached(bytes) => bytes,
+            StoredNode::Entry(entry) => entry.value(),
+            // `find_node` checked the range against these very bytes.
+            StoredNode::InBucket(bucket, range) => bucket.value().get(range.clone()).unwrap_or_default(),
+        }
+    }
+}
+
 impl TreeReader for TreeSnapshot {
     fn get_node_option(&self, node_key: &NodeKey) -> anyhow::Result<Option<Node>> {
         self.node(node_key).map_err(|e| self.record(e))
@@ -1469,7 +1600,7 @@ impl TreeWriter for TreeSnapshot {
 /// own operations read through one snapshot per operation instead.
 impl TreeReader for BlockStore {
     fn get_node_option(&self, node_key: &NodeKey) -> anyhow::Result<Option<Node>> {
-        Ok(TreeSnapshot::open(&self.db, &self.upper)?.node(node_key)?)
+        Ok(TreeSnapshot::open(&self.db, &self.upper, self.buckets_from)?.node(node_key)?)
     }
 
     fn get_value_option(
@@ -1477,7 +1608,7 @@ impl TreeReader for BlockStore {
         max_version: Version,
         key_hash: KeyHash,
     ) -> anyhow::Result<Option<OwnedValue>> {
-        Ok(TreeSnapshot::open(&self.db, &self.upper)?.value(max_version, key_hash)?)
+        Ok(TreeSnapshot::open(&self.db, &self.upper, self.buckets_from)?.value(max_version, key_hash)?)
     }
 
     fn get_rightmost_leaf(&self) -> anyhow::Result<Option<(NodeKey, LeafNode)>> {
@@ -1711,6 +1842,31 @@ mod tests {
     }
 
     /// Every latest value a snapshot sees: the table with the unflushed part over it.
+    /// Rewrites a file's JMT nodes into the layout of schemas 2–5 (one `jmt_nodes` entry per
+    /// node, no `jmt_buckets_from`), as an older build left it.
+    fn unbucket(txn: &WriteTransaction) {
+        let mut buckets = txn.open_table(JMT_BUCKETS).unwrap();
+        let mut nodes = txn.open_table(JMT_NODES).unwrap();
+        let all: Vec<(buckets::BucketKey, Vec<u8>)> = buckets
+            .iter()
+            .unwrap()
+            .map(|e| {
+                let (k, v) = e.unwrap();
+                (*k.value(), v.value().to_vec())
+            })
+            .collect();
+        for (key, bucket) in all {
+            let version = u64::from_be_bytes(key[..8].try_into().unwrap());
+            for (nibbles, node) in buckets::decode_bucket(&bucket).unwrap() {
+                nodes
+                    .insert(node_table_key(version, &nibbles).as_slice(), node.as_slice())
+                    .unwrap();
+            }
+            buckets.remove(&key).unwrap();
+        }
+        txn.open_table(META).unwrap().remove(META_BUCKETS_FROM).unwrap();
+    }
+
     fn latest_entries(snapshot: &StateSnapshot) -> BTreeMap<Vec<u8>, Vec<u8>> {
         let mut all: BTreeMap<Vec<u8>, Vec<u8>> = owned_entries(&snapshot.latest).into_iter().collect();
         if let Some(unflushed) = &snapshot.unflushed {
@@ -1809,6 +1965,7 @@ mod tests {
             store.init_genesis(&run.chain.genesis).unwrap();
             replay_all(&store, &run, 3);
             let txn = store.db.begin_write().unwrap();
+            unbucket(&txn);
             {
                 let mut meta = txn.open_table(META).unwrap();
                 meta.insert(META_SCHEMA, 2u32.to_be_bytes().as_slice()).unwrap();
@@ -1851,6 +2008,7 @@ mod tests {
             store.init_genesis(&run.chain.genesis).unwrap();
             replay_all(&store, &run, 4);
             let txn = store.db.begin_write().unwrap();
+            unbucket(&txn);
             {
                 let mut nodes = txn.open_table(JMT_NODES).unwrap();
                 let mut values = txn.open_table(JMT_VALUES).unwrap();
@@ -1885,6 +2043,10 @@ mod tests {
             txn.commit().unwrap();
         }
         let store = BlockStore::open(&dir.db()).unwrap();
+        assert_eq!(
+            store.buckets_from, 5,
+            "buckets start after the old file's last height"
+        );
         let treasury = keys::account(&run.chain.treasury.address());
         for h in 0..=4u64 {
             let root = store.state_root(h).unwrap();
@@ -2303,20 +2465,11 @@ mod tests {
                 .unwrap()
                 .insert(1, [0xff_u8; 3].as_slice())
                 .unwrap();
-            let mut nodes = txn.open_table(JMT_NODES).unwrap();
-            let roots: Vec<Vec<u8>> = nodes
-                .iter()
-                .unwrap()
-                .map(|e| e.unwrap().0.value().to_vec())
-                .filter(|k| {
-                    let key: NodeKey = borsh::from_slice(k).unwrap();
-                    key.version() == 1 && key.nibble_path().num_nibbles() == 0
-                })
-                .collect();
-            assert_eq!(roots.len(), 1);
-            nodes
-                .insert(roots[0].as_slice(), [0xff_u8; 3].as_slice())
-                .unwrap();
+            // The bucket holding version 1's root.
+            let mut buckets = txn.open_table(JMT_BUCKETS).unwrap();
+            let root_bucket = buckets::bucket_key(1, &[]);
+            assert!(buckets.get(&root_bucket).unwrap().is_some());
+            buckets.insert(&root_bucket, [0xff_u8; 3].as_slice()).unwrap();
         }
         txn.commit().unwrap();
         // Damage happens to a file between runs (redb locks it while open), and a store
@@ -2334,10 +2487,10 @@ mod tests {
         assert!(is_corrupt(store.header(1).map(|_| ()), names::BLOCKS));
         assert!(is_corrupt(store.commit(1).map(|_| ()), names::COMMITS));
         // The typed error comes back through jmt.
-        assert!(is_corrupt(store.state_root(1).map(|_| ()), names::JMT_NODES));
+        assert!(is_corrupt(store.state_root(1).map(|_| ()), names::JMT_BUCKETS));
         assert!(is_corrupt(
             store.get_with_proof(b"k", 1).map(|_| ()),
-            names::JMT_NODES
+            names::JMT_BUCKETS
         ));
         // Version 0 is untouched.
         assert!(store.state_root(0).is_ok());
@@ -2401,6 +2554,7 @@ mod tests {
                 let txn = begin_write(&db).unwrap();
                 txn.open_table(JMT_NODES).unwrap();
                 txn.open_table(JMT_VALUES).unwrap();
+                txn.open_table(JMT_BUCKETS).unwrap();
                 txn.commit().unwrap();
                 let mut history: Vec<std::collections::BTreeMap<Vec<u8>, Vec<u8>>> = Vec::new();
                 let mut latest = std::collections::BTreeMap::new();
@@ -2409,7 +2563,7 @@ mod tests {
                 let upper = Arc::new(UpperNodes::default());
                 for (version, diff) in steps.iter().enumerate() {
                     let version = version as Version;
-                    let before = TreeSnapshot::open(&db, &upper).unwrap();
+                    let before = TreeSnapshot::open(&db, &upper, 0).unwrap();
                     let (_, batch) = tree_update(&before, diff, version).unwrap();
                     for key in batch.nodes().keys() {
                         let nibbles: Vec<u8> = key.nibble_path().nibbles().map(u8::from).collect();
@@ -2428,7 +2582,7 @@ mod tests {
                     }
                     history.push(latest.clone());
                 }
-                let snapshot = TreeSnapshot::open(&db, &upper).unwrap();
+                let snapshot = TreeSnapshot::open(&db, &upper, 0).unwrap();
                 for (version, state) in history.iter().enumerate() {
                     for k in 0u16..600 {
                         let key = k.to_be_bytes().to_vec();

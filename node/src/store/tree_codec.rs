@@ -115,6 +115,11 @@ pub fn decode_node(bytes: &[u8]) -> Result<Node, NodeDecodeError> {
     borsh::from_slice(bytes).map_err(|e| NodeDecodeError::Borsh(e.to_string()))
 }
 
+/// Whether `bytes` (a stored node) are an internal node, in either stored form.
+pub fn is_internal(bytes: &[u8]) -> bool {
+    matches!(bytes.first(), Some(&COMPACT_INTERNAL | &BORSH_INTERNAL))
+}
+
 /// The value a stored leaf carries; `None` for a node that carries none (an internal or null
 /// node, or a leaf written before leaves carried values). Not checked here against the leaf's
 /// value hash, which [`decode_node`] of the same bytes gives.
