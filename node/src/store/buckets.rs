@@ -33,6 +33,9 @@ pub(super) fn bucket_key(version: Version, nibbles: &[u8]) -> BucketKey {
     key
 }
 
+/// A bucket's content before encoding: (path nibbles, one per byte; stored node).
+pub(super) type BucketEntries = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// A path as stored: nibble count, then the nibbles two per byte.
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct PackedPath {

@@ -420,7 +420,7 @@ fn write_node_batch(
     leaves_read: &LeavesRead,
 ) -> Result<Vec<(Version, UpperPath, Vec<u8>)>, StoreError> {
     let mut upper = Vec::new();
-    let mut grouped: std::collections::BTreeMap<buckets::BucketKey, Vec<(Vec<u8>, Vec<u8>)>> =
+    let mut grouped: std::collections::BTreeMap<buckets::BucketKey, buckets::BucketEntries> =
         Default::default();
     for (key, node) in batch.nodes() {
         if key.version() < before.buckets_from {

@@ -55,8 +55,11 @@ impl UpperPath {
 /// seen. See the module docs.
 #[derive(Default)]
 pub(super) struct UpperNodes {
-    latest: RwLock<HashMap<UpperPath, (Version, Arc<[u8]>), ahash::RandomState>>,
+    latest: RwLock<LatestByPath>,
 }
+
+/// Path → (version, stored bytes) of the latest node seen there.
+type LatestByPath = HashMap<UpperPath, (Version, Arc<[u8]>), ahash::RandomState>;
 
 impl UpperNodes {
     /// The stored bytes of the node at (`version`, `path`), if held.
