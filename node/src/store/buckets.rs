@@ -67,10 +67,13 @@ impl PackedPath {
     }
 }
 
-/// Builds a bucket from `(path nibbles, stored node)` entries in path order (as a node batch
-/// yields them). `None` if they are not in strictly increasing path order or too large for the
-/// format (a bucket over 4 GiB): a caller bug, never input.
-pub(super) fn encode_bucket(entries: &[(Vec<u8>, Vec<u8>)]) -> Option<Vec<u8>> {
+/// Builds a bucket from `(path nibbles, stored node)` entries, putting them in path order
+/// first (a node batch yields them in that order already; sorting a handful keeps it from
+/// being an assumption). `None` if a path is given twice or the bucket is too large for the
+/// format (over 4 GiB): a caller bug, never input.
+pub(super) fn encode_bucket(entries: &mut BucketEntries) -> Option<Vec<u8>> {
+    // The order `PackedPath::cmp_stored` searches by: nibble count, then nibbles.
+    entries.sort_by(|a, b| (a.0.len(), &a.0).cmp(&(b.0.len(), &b.0)));
     let body: usize = entries
         .iter()
         .map(|(p, n)| 1 + p.len().div_ceil(2) + n.len())
@@ -79,12 +82,12 @@ pub(super) fn encode_bucket(entries: &[(Vec<u8>, Vec<u8>)]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(4 + 4 * entries.len() + body);
     out.extend_from_slice(&count.to_le_bytes());
     let mut end = 0usize;
-    for (path, node) in entries {
+    for (path, node) in entries.iter() {
         end += 1 + path.len().div_ceil(2) + node.len();
         out.extend_from_slice(&u32::try_from(end).ok()?.to_le_bytes());
     }
     let mut previous: Option<PackedPath> = None;
-    for (path, node) in entries {
+    for (path, node) in entries.iter() {
         let packed = PackedPath::new(path)?;
         if let Some(previous) = previous {
             if previous.cmp_stored(packed.len, packed.packed()) != Ordering::Less {
@@ -108,31 +111,11 @@ pub(super) fn find_node(bucket: &[u8], nibbles: &[u8]) -> Result<Option<Range<us
     let Some(query) = PackedPath::new(nibbles) else {
         return Ok(None);
     };
-    let count = read_u32(bucket, 0)? as usize;
-    let entries_start = count
-        .checked_mul(4)
-        .and_then(|n| n.checked_add(4))
-        .filter(|&start| start <= bucket.len())
-        .ok_or(MalformedBucket)?;
-    let entry = |i: usize| -> Result<(u8, &[u8], Range<usize>), MalformedBucket> {
-        let start = if i == 0 {
-            0
-        } else {
-            read_u32(bucket, 4 * i)? as usize
-        };
-        let end = read_u32(bucket, 4 + 4 * i)? as usize;
-        let range = entries_start.checked_add(start).ok_or(MalformedBucket)?
-            ..entries_start.checked_add(end).ok_or(MalformedBucket)?;
-        let bytes = bucket.get(range.clone()).ok_or(MalformedBucket)?;
-        let (&len, rest) = bytes.split_first().ok_or(MalformedBucket)?;
-        let packed_len = usize::from(len).div_ceil(2);
-        let packed = rest.get(..packed_len).ok_or(MalformedBucket)?;
-        Ok((len, packed, range.start + 1 + packed_len..range.end))
-    };
+    let count = entry_count(bucket)?;
     let (mut low, mut high) = (0, count);
     while low < high {
         let mid = low + (high - low) / 2;
-        let (len, packed, node) = entry(mid)?;
+        let (len, packed, node) = entry(bucket, count, mid)?;
         match query.cmp_stored(len, packed) {
             Ordering::Equal => return Ok(Some(node)),
             Ordering::Less => high = mid,
@@ -142,33 +125,56 @@ pub(super) fn find_node(bucket: &[u8], nibbles: &[u8]) -> Result<Option<Range<us
     Ok(None)
 }
 
+/// The number of entries of `bucket`, checked against its offset table's size.
+fn entry_count(bucket: &[u8]) -> Result<usize, MalformedBucket> {
+    let count = read_u32(bucket, 0)? as usize;
+    count
+        .checked_mul(4)
+        .and_then(|n| n.checked_add(4))
+        .filter(|&start| start <= bucket.len())
+        .ok_or(MalformedBucket)?;
+    Ok(count)
+}
+
+/// Entry `i` of a bucket of `count` entries: its path's nibble count, packed nibbles, and
+/// where its stored node is in `bucket`.
+fn entry(bucket: &[u8], count: usize, i: usize) -> Result<(u8, &[u8], Range<usize>), MalformedBucket> {
+    let entries_start = 4 + 4 * count;
+    let start = if i == 0 {
+        0
+    } else {
+        read_u32(bucket, 4 * i)? as usize
+    };
+    let end = read_u32(bucket, 4 + 4 * i)? as usize;
+    let range = entries_start.checked_add(start).ok_or(MalformedBucket)?
+        ..entries_start.checked_add(end).ok_or(MalformedBucket)?;
+    let bytes = bucket.get(range.clone()).ok_or(MalformedBucket)?;
+    let (&len, rest) = bytes.split_first().ok_or(MalformedBucket)?;
+    let packed_len = usize::from(len).div_ceil(2);
+    let packed = rest.get(..packed_len).ok_or(MalformedBucket)?;
+    Ok((len, packed, range.start + 1 + packed_len..range.end))
+}
+
 /// Every `(path nibbles, stored node)` of a bucket, in order; `None` if malformed. For
 /// tests that rewrite a file into an older layout.
 #[cfg(test)]
-pub(super) fn decode_bucket(bucket: &[u8]) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
-    let count = read_u32(bucket, 0).ok()? as usize;
-    let entries_start = 4 + 4 * count;
-    let mut out = Vec::with_capacity(count);
-    let mut start = 0;
-    for i in 0..count {
-        let end = read_u32(bucket, 4 + 4 * i).ok()? as usize;
-        let bytes = bucket.get(entries_start + start..entries_start + end)?;
-        let (&len, rest) = bytes.split_first()?;
-        let packed_len = usize::from(len).div_ceil(2);
-        let nibbles = (0..usize::from(len))
-            .map(|j| {
-                let byte = rest[j / 2];
-                if j % 2 == 0 {
-                    byte >> 4
-                } else {
-                    byte & 0x0f
-                }
-            })
-            .collect();
-        out.push((nibbles, rest.get(packed_len..)?.to_vec()));
-        start = end;
-    }
-    Some(out)
+pub(super) fn decode_bucket(bucket: &[u8]) -> Option<BucketEntries> {
+    let count = entry_count(bucket).ok()?;
+    (0..count)
+        .map(|i| {
+            let (len, packed, node) = entry(bucket, count, i).ok()?;
+            let nibbles = (0..usize::from(len))
+                .map(|j| {
+                    if j % 2 == 0 {
+                        packed[j / 2] >> 4
+                    } else {
+                        packed[j / 2] & 0x0f
+                    }
+                })
+                .collect();
+            Some((nibbles, bucket[node].to_vec()))
+        })
+        .collect()
 }
 
 fn read_u32(bytes: &[u8], at: usize) -> Result<u32, MalformedBucket> {
@@ -204,8 +210,9 @@ mod tests {
             ),
             absent in proptest::collection::vec(proptest::collection::vec(0u8..16, 0..12), 0..20),
         ) {
+            // Given in the map's (nibble) order, stored in path order.
+            let bucket = encode_bucket(&mut entries.clone().into_iter().collect()).unwrap();
             let entries = ordered(entries);
-            let bucket = encode_bucket(&entries).unwrap();
             prop_assert_eq!(decode_bucket(&bucket).unwrap(), entries.clone());
             for (path, node) in &entries {
                 let range = find_node(&bucket, path).unwrap().unwrap();
@@ -228,11 +235,15 @@ mod tests {
     }
 
     #[test]
-    fn out_of_order_entries_are_refused() {
-        let entries = vec![(vec![1, 2], vec![9]), (vec![1], vec![8])];
-        assert_eq!(encode_bucket(&entries), None);
-        let duplicate = vec![(vec![1], vec![9]), (vec![1], vec![8])];
-        assert_eq!(encode_bucket(&duplicate), None);
+    fn entries_are_stored_in_path_order_and_a_path_given_twice_is_refused() {
+        let mut entries = vec![(vec![1, 2], vec![9]), (vec![1], vec![8])];
+        let bucket = encode_bucket(&mut entries).unwrap();
+        assert_eq!(
+            decode_bucket(&bucket).unwrap(),
+            vec![(vec![1], vec![8]), (vec![1, 2], vec![9])]
+        );
+        let mut duplicate = vec![(vec![1], vec![9]), (vec![1], vec![8])];
+        assert_eq!(encode_bucket(&mut duplicate), None);
     }
 
     #[test]

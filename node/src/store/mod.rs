@@ -431,12 +431,13 @@ fn write_node_batch(
             )));
         }
         let nibbles: Vec<u8> = key.nibble_path().nibbles().map(u8::from).collect();
+        let upper_path = UpperPath::of_nibbles(&nibbles);
         let bucket = grouped
             .entry(buckets::bucket_key(key.version(), &nibbles))
             .or_default();
         let Node::Leaf(leaf) = node else {
             let stored = encode_node(node);
-            if let (Node::Internal(_), Some(path)) = (node, UpperPath::of_node_key(key)) {
+            if let (Node::Internal(_), Some(path)) = (node, upper_path) {
                 upper.push((key.version(), path, stored.clone()));
             }
             bucket.push((nibbles, stored));
@@ -465,9 +466,6 @@ fn write_node_batch(
     }
     let mut table = txn.open_table(JMT_BUCKETS)?;
     for (key, entries) in &mut grouped {
-        // The batch's order is already the buckets' (`jmt`'s `NibblePath` order); sorting a
-        // handful of entries keeps that an assumption nobody has to check.
-        entries.sort_by(|a, b| (a.0.len(), &a.0).cmp(&(b.0.len(), &b.0)));
         let bytes = buckets::encode_bucket(entries).ok_or_else(|| {
             StoreError::Db(format!("JMT node bucket {} holds a path twice", hex::encode(key)))
         })?;
@@ -1841,7 +1839,6 @@ mod tests {
             .collect()
     }
 
-    /// Every latest value a snapshot sees: the table with the unflushed part over it.
     /// Rewrites a file's JMT nodes into the layout of schemas 2–5 (one `jmt_nodes` entry per
     /// node, no `jmt_buckets_from`), as an older build left it.
     fn unbucket(txn: &WriteTransaction) {
@@ -1867,6 +1864,7 @@ mod tests {
         txn.open_table(META).unwrap().remove(META_BUCKETS_FROM).unwrap();
     }
 
+    /// Every latest value a snapshot sees: the table with the unflushed part over it.
     fn latest_entries(snapshot: &StateSnapshot) -> BTreeMap<Vec<u8>, Vec<u8>> {
         let mut all: BTreeMap<Vec<u8>, Vec<u8>> = owned_entries(&snapshot.latest).into_iter().collect();
         if let Some(unflushed) = &snapshot.unflushed {

@@ -12,7 +12,6 @@
 //! returned), and a lookup hits only when the version asked for is the one held. A newer
 //! version replaces an older one; a reader of an old height misses and reads redb.
 
-use jmt::storage::NodeKey;
 use jmt::Version;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -34,20 +33,6 @@ impl UpperPath {
             .iter()
             .fold(0u32, |acc, &nibble| (acc << 4) | u32::from(nibble & 0x0f));
         Some(UpperPath(((nibbles.len() as u32) << 16) | packed))
-    }
-
-    /// The path of `key`'s node, if it is within the kept levels.
-    pub(super) fn of_node_key(key: &NodeKey) -> Option<Self> {
-        let path = key.nibble_path();
-        let len = path.num_nibbles();
-        if len > UPPER_DEPTH {
-            return None;
-        }
-        let mut nibbles = [0u8; UPPER_DEPTH];
-        for (i, nibble) in nibbles.iter_mut().enumerate().take(len) {
-            *nibble = u8::from(path.get_nibble(i));
-        }
-        Self::of_nibbles(&nibbles[..len])
     }
 }
 
@@ -74,25 +59,17 @@ impl UpperNodes {
     /// Offers the stored bytes of the committed internal node at (`version`, `path`): kept
     /// unless a node of the same or a later version is held there.
     pub(super) fn offer(&self, version: Version, path: UpperPath, bytes: &[u8]) {
-        let Ok(mut latest) = self.latest.write() else {
-            return;
-        };
-        if latest.get(&path).is_some_and(|(held, _)| *held >= version) {
-            return;
+        if let Ok(mut latest) = self.latest.write() {
+            keep_newer(&mut latest, version, path, bytes);
         }
-        latest.insert(path, (version, Arc::from(bytes)));
     }
 
     /// [`Self::offer`] for the internal nodes a commit wrote.
     pub(super) fn offer_committed(&self, nodes: &[(Version, UpperPath, Vec<u8>)]) {
-        let Ok(mut latest) = self.latest.write() else {
-            return;
-        };
-        for (version, path, bytes) in nodes {
-            if latest.get(path).is_some_and(|(held, _)| held >= version) {
-                continue;
+        if let Ok(mut latest) = self.latest.write() {
+            for (version, path, bytes) in nodes {
+                keep_newer(&mut latest, *version, *path, bytes);
             }
-            latest.insert(*path, (*version, Arc::from(bytes.as_slice())));
         }
     }
 
@@ -100,6 +77,14 @@ impl UpperNodes {
     pub(super) fn len(&self) -> usize {
         self.latest.read().map_or(0, |l| l.len())
     }
+}
+
+/// Holds `bytes` at `path` unless a node of the same or a later version is held there.
+fn keep_newer(latest: &mut LatestByPath, version: Version, path: UpperPath, bytes: &[u8]) {
+    if latest.get(&path).is_some_and(|(held, _)| *held >= version) {
+        return;
+    }
+    latest.insert(path, (version, Arc::from(bytes)));
 }
 
 #[cfg(test)]
