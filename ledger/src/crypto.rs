@@ -257,34 +257,62 @@ fn dalek_accepts(key: &PublicKey, message: &[u8], signature: &Signature) -> bool
         .is_ok()
 }
 
-/// Most decompressed keys [`decompressed_key`] keeps per thread (~250 bytes each): a few
-/// validator sets' worth (at most 256 validators each) plus busy signers.
-const MAX_CACHED_KEYS: usize = 1024;
+/// Most decompressed keys [`decompressed_key`] keeps (~230 bytes each, ~7.5 MiB when full):
+/// every signer of a busy chain's last few seconds. With 1,024 per thread, a 10,000-account
+/// load missed on nearly every tx and decompression was ~3 % of a validator's CPU.
+const MAX_CACHED_KEYS: usize = 32 * 1024;
 
-/// `key` decompressed for `ed25519-dalek`, from a small per-thread cache: validators sign
-/// every height and votes, commits and txs keep naming the same keys, while decompressing
-/// is a field exponentiation (~3 µs, a tenth of a verification). The value is a pure
-/// function of the key bytes, so the cache cannot change a verdict; when full it is
-/// emptied, so a flood of fresh keys costs only the decompressions it would cost anyway.
-fn decompressed_key(key: &PublicKey) -> Option<ed25519_dalek::VerifyingKey> {
-    use std::cell::RefCell;
-    use std::collections::BTreeMap;
-    thread_local! {
-        static KEYS: RefCell<BTreeMap<[u8; 32], ed25519_dalek::VerifyingKey>> =
-            const { RefCell::new(BTreeMap::new()) };
-    }
-    KEYS.with(|cell| {
-        let mut keys = cell.borrow_mut();
-        if let Some(vk) = keys.get(&key.0) {
-            return Some(*vk);
+/// Public keys decompressed for `ed25519-dalek`, shared by all threads (each tx is verified
+/// once per node, on whichever thread admits it, so per-thread caches would each need every
+/// signer). Decompressing is a field exponentiation (~3 µs, a tenth of a verification) and
+/// validators, devices and patients keep signing with the same keys. The value is a pure
+/// function of the key bytes, so the cache cannot change a verdict; when full it is emptied,
+/// so a flood of fresh keys costs only the decompressions it would cost anyway.
+struct DecompressedKeys {
+    capacity: usize,
+    keys: std::sync::Mutex<std::collections::HashMap<[u8; 32], ed25519_dalek::VerifyingKey>>,
+}
+
+impl DecompressedKeys {
+    fn new(capacity: usize) -> Self {
+        DecompressedKeys {
+            capacity,
+            keys: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
+    }
+
+    fn get(&self, key: &PublicKey) -> Option<ed25519_dalek::VerifyingKey> {
+        // A poisoned lock only means another thread panicked mid-insert of a pure value.
+        let cached = self
+            .keys
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(&key.0)
+            .copied();
+        if cached.is_some() {
+            return cached;
+        }
+        // Decompressed outside the lock: it is most of the cost.
         let vk = ed25519_dalek::VerifyingKey::from_bytes(&key.0).ok()?;
-        if keys.len() >= MAX_CACHED_KEYS {
+        let mut keys = self.keys.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if keys.len() >= self.capacity {
             keys.clear();
         }
         keys.insert(key.0, vk);
         Some(vk)
-    })
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.keys.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).len()
+    }
+}
+
+/// `key` decompressed for `ed25519-dalek`, from [`DecompressedKeys`].
+fn decompressed_key(key: &PublicKey) -> Option<ed25519_dalek::VerifyingKey> {
+    static KEYS: std::sync::LazyLock<DecompressedKeys> =
+        std::sync::LazyLock::new(|| DecompressedKeys::new(MAX_CACHED_KEYS));
+    KEYS.get(key)
 }
 
 /// Verifies many signatures at once; accepts exactly the set [`verify_signature`] accepts.
@@ -578,9 +606,36 @@ mod tests {
     }
 
     #[test]
-    fn key_cache_overflow_keeps_verdicts() {
+    fn key_cache_overflow_keeps_keys_exact() {
+        let cache = DecompressedKeys::new(16);
+        let keys: Vec<PublicKey> = (0..40u64)
+            .map(|i| {
+                let mut seed = [9u8; 32];
+                seed[..8].copy_from_slice(&i.to_le_bytes());
+                SigningKey::from_seed(seed).public_key()
+            })
+            .collect();
+        for round in 0..2 {
+            for (i, key) in keys.iter().enumerate() {
+                let fresh = ed25519_dalek::VerifyingKey::from_bytes(&key.0).unwrap();
+                assert_eq!(cache.get(key), Some(fresh), "round {round}, key {i}");
+                assert!(cache.len() <= 16);
+            }
+        }
+        // An encoding that is not a point is refused and not cached.
+        let not_a_point = (0u8..=255)
+            .map(|b| PublicKey([b; 32]))
+            .find(|k| ed25519_dalek::VerifyingKey::from_bytes(&k.0).is_err())
+            .unwrap();
+        let before = cache.len();
+        assert_eq!(cache.get(&not_a_point), None);
+        assert_eq!(cache.len(), before);
+    }
+
+    #[test]
+    fn cached_keys_keep_verdicts() {
         let msg = b"cache";
-        let signed: Vec<(PublicKey, Signature)> = (0..MAX_CACHED_KEYS as u64 + 40)
+        let signed: Vec<(PublicKey, Signature)> = (0..40u64)
             .map(|i| {
                 let mut seed = [9u8; 32];
                 seed[..8].copy_from_slice(&i.to_le_bytes());

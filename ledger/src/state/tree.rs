@@ -129,14 +129,15 @@ impl<'s, S: TreeReader + TreeWriter> StateTree<'s, S> {
 
     /// Root after applying `diff` at `version`, without writing anything.
     pub fn root_after(&self, diff: &StateDiff, version: Version) -> Result<Hash, StateProofError> {
-        let tree = JellyfishMerkleTree::<S, Sha256>::new(self.store);
+        // Nothing here prunes, so the stale-node index would be built only to be dropped.
+        let tree = JellyfishMerkleTree::<S, Sha256>::new(self.store).without_stale_index();
         let (root, _) = tree.put_value_set(to_value_set(diff), version).map_err(storage)?;
         Ok(Hash(root.0))
     }
 
     /// Applies `diff` as `version` and returns the new root.
     pub fn commit(&self, diff: &StateDiff, version: Version) -> Result<Hash, StateProofError> {
-        let tree = JellyfishMerkleTree::<S, Sha256>::new(self.store);
+        let tree = JellyfishMerkleTree::<S, Sha256>::new(self.store).without_stale_index();
         let (root, batch) = tree.put_value_set(to_value_set(diff), version).map_err(storage)?;
         self.store.write_node_batch(&batch.node_batch).map_err(storage)?;
         Ok(Hash(root.0))

@@ -67,8 +67,8 @@
 //! node reads.
 //!
 //! Stale JMT nodes (and the values their leaves carry) are never pruned yet: the file grows
-//! with history, and every height stays provable. (`jmt`'s stale-node index is computed but
-//! dropped; pruning will need it stored.)
+//! with history, and every height stays provable. (`jmt`'s stale-node index is not even
+//! built: `without_stale_index`; pruning will need it built and stored.)
 //!
 //! # Atomicity and durability
 //!
@@ -386,7 +386,8 @@ fn tree_update<R: TreeReader>(
     diff: &StateDiff,
     version: Version,
 ) -> anyhow::Result<(Hash, NodeBatch)> {
-    let tree = JellyfishMerkleTree::<_, Sha256>::new(reader);
+    // The store never prunes (module docs), so `jmt`'s stale-node index is not built.
+    let tree = JellyfishMerkleTree::<_, Sha256>::new(reader).without_stale_index();
     let set = to_value_set(diff);
     if !set.is_empty() && set.iter().all(|(_, v)| v.is_some()) {
         let set = set.into_iter().filter_map(|(k, v)| Some((k, v?))).collect();
@@ -877,6 +878,7 @@ impl BlockStore {
         // Version 0 builds on nothing; the snapshot only confirms the tree is empty.
         let snapshot = TreeSnapshot::open(&self.db, &self.upper, self.buckets_from)?;
         let (root, batch) = JellyfishMerkleTree::<_, Sha256>::new(&snapshot)
+            .without_stale_index()
             .put_value_set(to_value_set(&diff), 0)
             .map_err(|e| snapshot.error(e))?;
         let upper = write_node_batch(&txn, &batch.node_batch, &snapshot, &snapshot.leaves_read.take())?;

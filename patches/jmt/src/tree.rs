@@ -36,6 +36,9 @@ pub type Sha256Jmt<'a, R> = JellyfishMerkleTree<'a, R, sha2::Sha256>;
 /// and a [`SimpleHasher`] `H`. See [`crate`] for description.
 pub struct JellyfishMerkleTree<'a, R, H: SimpleHasher> {
     reader: &'a R,
+    /// Medledger patch: whether updates return the stale-node index (see
+    /// [`Self::without_stale_index`]).
+    track_stale: bool,
     _phantom_hasher: PhantomData<H>,
 }
 
@@ -54,8 +57,17 @@ where
     pub fn new(reader: &'a R) -> Self {
         Self {
             reader,
+            track_stale: true,
             _phantom_hasher: Default::default(),
         }
+    }
+
+    /// Medledger patch: updates through this tree leave `stale_node_index_batch` empty (the
+    /// node stats still count stale nodes). For stores that never prune: collecting, cloning
+    /// and sorting the index is a few percent of an update's cost.
+    pub fn without_stale_index(mut self) -> Self {
+        self.track_stale = false;
+        self
     }
 
     /// Get the node hash from the cache if exists, otherwise compute it.
@@ -82,6 +94,7 @@ where
         first_version: Version,
     ) -> Result<(Vec<RootHash>, TreeUpdateBatch)> {
         let mut tree_cache = TreeCache::new(self.reader, first_version)?;
+        tree_cache.track_stale(self.track_stale);
         let hash_sets: Vec<_> = match node_hashes {
             Some(hashes) => hashes.into_iter().map(Some).collect(),
             None => (0..value_sets.len()).map(|_| None).collect(),
@@ -427,6 +440,7 @@ where
         first_version: Version,
     ) -> Result<(Vec<RootHash>, TreeUpdateBatch)> {
         let mut tree_cache = TreeCache::new(self.reader, first_version)?;
+        tree_cache.track_stale(self.track_stale);
         for (idx, value_set) in value_sets.into_iter().enumerate() {
             let version = first_version + idx as u64;
             for (i, (key, value)) in value_set.into_iter().enumerate() {
@@ -491,6 +505,7 @@ where
         first_version: Version,
     ) -> Result<(Vec<(RootHash, UpdateMerkleProof<H>)>, TreeUpdateBatch)> {
         let mut tree_cache = TreeCache::new(self.reader, first_version)?;
+        tree_cache.track_stale(self.track_stale);
         let mut batch_proofs = Vec::new();
         for (idx, value_set) in value_sets.into_iter().enumerate() {
             let version = first_version + idx as u64;

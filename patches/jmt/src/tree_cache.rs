@@ -138,6 +138,13 @@ pub struct TreeCache<'a, R> {
     /// # of leaves in the `stale_node_index_cache`,
     num_stale_leaves: usize,
 
+    /// Medledger patch: # of nodes made stale in this version, counted whether or not
+    /// `stale_node_index_cache` records them.
+    num_stale_nodes: usize,
+
+    /// Medledger patch: whether `stale_node_index_cache` records stale nodes.
+    track_stale: bool,
+
     /// The immutable part of this cache, which will be committed to the underlying storage.
     frozen_cache: FrozenTreeCache,
 
@@ -182,6 +189,8 @@ where
             next_version,
             reader,
             num_stale_leaves: 0,
+            num_stale_nodes: 0,
+            track_stale: true,
             num_new_leaves: 0,
             value_cache: Default::default(),
         })
@@ -214,6 +223,8 @@ where
             next_version: current_version,
             reader,
             num_stale_leaves: 0,
+            num_stale_nodes: 0,
+            track_stale: true,
             num_new_leaves: 0,
             value_cache: Default::default(),
         })
@@ -270,13 +281,21 @@ where
         self.value_cache.insert((version, key_hash), value);
     }
 
+    /// Medledger patch: see `JellyfishMerkleTree::without_stale_index`.
+    pub fn track_stale(&mut self, track: bool) {
+        self.track_stale = track;
+    }
+
     /// Deletes a node with given hash.
     pub fn delete_node(&mut self, old_node_key: &NodeKey, is_leaf: bool) {
         // If node cache doesn't have this node, it means the node is in the previous version of
         // the tree on the disk.
         if self.node_cache.remove(old_node_key).is_none() {
-            let is_new_entry = self.stale_node_index_cache.insert(old_node_key.clone());
-            assert!(is_new_entry, "Node gets stale twice unexpectedly.");
+            if self.track_stale {
+                let is_new_entry = self.stale_node_index_cache.insert(old_node_key.clone());
+                assert!(is_new_entry, "Node gets stale twice unexpectedly.");
+            }
+            self.num_stale_nodes += 1;
             if is_leaf {
                 self.num_stale_leaves += 1;
             }
@@ -314,7 +333,7 @@ where
         // internally expected that the version increments every time the tree cache is frozen.
         if self.next_version > 0
             && self.node_cache.is_empty()
-            && self.stale_node_index_cache.is_empty()
+            && self.num_stale_nodes == 0
         {
             let root_node = self.get_node(&self.root_node_key)?;
             root_node_key.set_version(self.next_version);
@@ -326,7 +345,7 @@ where
         let node_stats = NodeStats {
             new_nodes: self.node_cache.len(),
             new_leaves: self.num_new_leaves,
-            stale_nodes: self.stale_node_index_cache.len(),
+            stale_nodes: self.num_stale_nodes,
             stale_leaves: self.num_stale_leaves,
         };
         self.frozen_cache.node_stats.push(node_stats);
@@ -369,6 +388,7 @@ where
 
         // Clean up
         self.num_stale_leaves = 0;
+        self.num_stale_nodes = 0;
         self.num_new_leaves = 0;
 
         // Prepare for the next version after freezing
