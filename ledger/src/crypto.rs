@@ -304,7 +304,10 @@ impl DecompressedKeys {
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.keys.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).len()
+        self.keys
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .len()
     }
 }
 
