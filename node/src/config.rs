@@ -27,7 +27,8 @@ pub struct NodeConfig {
     /// form a partial mesh.
     #[serde(default = "default_tx_forward_hops")]
     pub tx_forward_hops: u32,
-    /// Minimum time between blocks in ms (0 = as fast as consensus goes).
+    /// Minimum time between blocks in ms (0 = as fast as consensus goes, which an idle chain
+    /// also does: ~35 near-empty blocks/s on a 4-validator localnet on 2 cores, ~1.4 cores).
     #[serde(default)]
     pub target_block_time_ms: u64,
     /// Propose timeout in ms (first round); later rounds grow by half of it each.
