@@ -281,20 +281,22 @@ impl DecompressedKeys {
         }
     }
 
+    /// The map, even if another thread panicked holding it: it only ever holds pure values,
+    /// each inserted whole.
+    fn keys(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<[u8; 32], ed25519_dalek::VerifyingKey>> {
+        self.keys.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     fn get(&self, key: &PublicKey) -> Option<ed25519_dalek::VerifyingKey> {
-        // A poisoned lock only means another thread panicked mid-insert of a pure value.
-        let cached = self
-            .keys
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .get(&key.0)
-            .copied();
+        let cached = self.keys().get(&key.0).copied();
         if cached.is_some() {
             return cached;
         }
         // Decompressed outside the lock: it is most of the cost.
         let vk = ed25519_dalek::VerifyingKey::from_bytes(&key.0).ok()?;
-        let mut keys = self.keys.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut keys = self.keys();
         if keys.len() >= self.capacity {
             keys.clear();
         }
@@ -304,10 +306,7 @@ impl DecompressedKeys {
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.keys
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .len()
+        self.keys().len()
     }
 }
 
@@ -608,16 +607,17 @@ mod tests {
         assert!(is_canonical_scalar(&below));
     }
 
+    /// The `i`-th of a family of distinct test keys.
+    fn numbered_key(i: u64) -> SigningKey {
+        let mut seed = [9u8; 32];
+        seed[..8].copy_from_slice(&i.to_le_bytes());
+        SigningKey::from_seed(seed)
+    }
+
     #[test]
     fn key_cache_overflow_keeps_keys_exact() {
         let cache = DecompressedKeys::new(16);
-        let keys: Vec<PublicKey> = (0..40u64)
-            .map(|i| {
-                let mut seed = [9u8; 32];
-                seed[..8].copy_from_slice(&i.to_le_bytes());
-                SigningKey::from_seed(seed).public_key()
-            })
-            .collect();
+        let keys: Vec<PublicKey> = (0..40).map(|i| numbered_key(i).public_key()).collect();
         for round in 0..2 {
             for (i, key) in keys.iter().enumerate() {
                 let fresh = ed25519_dalek::VerifyingKey::from_bytes(&key.0).unwrap();
@@ -640,9 +640,7 @@ mod tests {
         let msg = b"cache";
         let signed: Vec<(PublicKey, Signature)> = (0..40u64)
             .map(|i| {
-                let mut seed = [9u8; 32];
-                seed[..8].copy_from_slice(&i.to_le_bytes());
-                let key = SigningKey::from_seed(seed);
+                let key = numbered_key(i);
                 (key.public_key(), key.sign(msg))
             })
             .collect();

@@ -70,6 +70,13 @@ where
         self
     }
 
+    /// Medledger patch: the cache an update starts from, with this tree's stale-index setting.
+    fn tree_cache(&self, first_version: Version) -> Result<TreeCache<'a, R>> {
+        let mut tree_cache = TreeCache::new(self.reader, first_version)?;
+        tree_cache.track_stale(self.track_stale);
+        Ok(tree_cache)
+    }
+
     /// Get the node hash from the cache if exists, otherwise compute it.
     fn get_hash(
         node_key: &NodeKey,
@@ -93,8 +100,7 @@ where
         node_hashes: Option<Vec<&HashMap<NibblePath, [u8; 32]>>>,
         first_version: Version,
     ) -> Result<(Vec<RootHash>, TreeUpdateBatch)> {
-        let mut tree_cache = TreeCache::new(self.reader, first_version)?;
-        tree_cache.track_stale(self.track_stale);
+        let mut tree_cache = self.tree_cache(first_version)?;
         let hash_sets: Vec<_> = match node_hashes {
             Some(hashes) => hashes.into_iter().map(Some).collect(),
             None => (0..value_sets.len()).map(|_| None).collect(),
@@ -439,8 +445,7 @@ where
         value_sets: impl IntoIterator<Item = impl IntoIterator<Item = (KeyHash, Option<OwnedValue>)>>,
         first_version: Version,
     ) -> Result<(Vec<RootHash>, TreeUpdateBatch)> {
-        let mut tree_cache = TreeCache::new(self.reader, first_version)?;
-        tree_cache.track_stale(self.track_stale);
+        let mut tree_cache = self.tree_cache(first_version)?;
         for (idx, value_set) in value_sets.into_iter().enumerate() {
             let version = first_version + idx as u64;
             for (i, (key, value)) in value_set.into_iter().enumerate() {
@@ -504,8 +509,7 @@ where
         value_sets: impl IntoIterator<Item = impl IntoIterator<Item = (KeyHash, Option<OwnedValue>)>>,
         first_version: Version,
     ) -> Result<(Vec<(RootHash, UpdateMerkleProof<H>)>, TreeUpdateBatch)> {
-        let mut tree_cache = TreeCache::new(self.reader, first_version)?;
-        tree_cache.track_stale(self.track_stale);
+        let mut tree_cache = self.tree_cache(first_version)?;
         let mut batch_proofs = Vec::new();
         for (idx, value_set) in value_sets.into_iter().enumerate() {
             let version = first_version + idx as u64;
