@@ -18,6 +18,10 @@
 //! 4. Optional soak (`--soak-secs`): device commitments at `--soak-rate`, sampling height,
 //!    validator RSS and disk, to give RSS and disk slopes per 1,000 blocks and commitments.
 //!
+//! Before the localnet starts and after it stops, one thread times a fixed piece of a
+//! validator's work (ed25519 verifications, SHA-256): this VM's speed drifts by 20 % or more
+//! within the hour, so compare tables only next to that line.
+//!
 //! The bench client runs on the same cores as the validators: its signing is done before
 //! each run, but its HTTP and block decoding still take some CPU.
 
@@ -1056,6 +1060,39 @@ fn print_machine() {
     );
 }
 
+/// One thread's speed at this moment on a fixed piece of a validator's work: single
+/// signature verifications and SHA-256. This VM's speed drifts by 20 % within an hour (the
+/// same build committed 2,470 and 2,950 tx/s at 3,000 offered 30 minutes apart), so tables
+/// from different runs compare only next to this.
+fn machine_speed() -> String {
+    let key = SigningKey::from_seed([7; 32]);
+    let public = key.public_key();
+    let signed: Vec<(Vec<u8>, _)> = (0u32..2_000)
+        .map(|i| {
+            let message = [&i.to_le_bytes()[..], &[0u8; 96]].concat();
+            let signature = key.sign(&message);
+            (message, signature)
+        })
+        .collect();
+    let started = Instant::now();
+    let verified = signed
+        .iter()
+        .filter(|(m, s)| ledger::crypto::verify_signature(&public, m, s).is_ok())
+        .count();
+    let verify_us = started.elapsed().as_secs_f64() * 1e6 / signed.len() as f64;
+    let data = vec![0x5a_u8; 16 << 20];
+    let started = Instant::now();
+    std::hint::black_box(sha256(&data));
+    let sha_mb_s = data.len() as f64 / 1e6 / started.elapsed().as_secs_f64();
+    if verified != signed.len() {
+        return format!(
+            "{verified} of {} signatures verified (calibration broken)",
+            signed.len()
+        );
+    }
+    format!("{verify_us:.1} µs per ed25519 verification, SHA-256 {sha_mb_s:.0} MB/s (one thread)")
+}
+
 fn top_rejection(r: &BTreeMap<String, u64>) -> String {
     let total: u64 = r.values().sum();
     match r.iter().max_by_key(|(_, n)| **n) {
@@ -1121,6 +1158,8 @@ async fn bench(args: &Args) -> Result<()> {
         eprintln!("warning: {bin} looks like a debug build; its networking is ~30x slower");
     }
     print_machine();
+    let speed_before = machine_speed();
+    println!("machine speed before the localnet starts: {speed_before}");
     println!("node binary: {bin}");
 
     let v = args.validators;
@@ -1268,6 +1307,10 @@ async fn bench(args: &Args) -> Result<()> {
     }
 
     drop(localnet);
+    println!(
+        "machine speed after the localnet stopped: {} (before: {speed_before})",
+        machine_speed()
+    );
     if args.keep {
         println!("kept {}", dir.display());
     } else {
