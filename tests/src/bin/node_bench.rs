@@ -20,7 +20,8 @@
 //!
 //! Before the localnet starts and after it stops, one thread times a fixed piece of a
 //! validator's work (ed25519 verifications, SHA-256): this VM's speed drifts by 20 % or more
-//! within the hour, so compare tables only next to that line.
+//! within the hour, so compare tables only next to that line (it catches CPU speed, not the
+//! VM's memory and I/O swings).
 //!
 //! The bench client runs on the same cores as the validators: its signing is done before
 //! each run, but its HTTP and block decoding still take some CPU.
