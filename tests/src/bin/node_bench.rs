@@ -1062,9 +1062,7 @@ fn print_machine() {
 }
 
 /// One thread's speed at this moment on a fixed piece of a validator's work: single
-/// signature verifications and SHA-256. This VM's speed drifts by 20 % within an hour (the
-/// same build committed 2,470 and 2,950 tx/s at 3,000 offered 30 minutes apart), so tables
-/// from different runs compare only next to this.
+/// signature verifications and SHA-256 (why: see the module docs).
 fn machine_speed() -> String {
     let key = SigningKey::from_seed([7; 32]);
     let public = key.public_key();
