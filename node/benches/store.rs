@@ -12,8 +12,12 @@
 //! devices and history. Block contents are random bytes of a tx's size: the store does not
 //! execute txs.
 //!
+//! `--history N` first runs N txs of the same mix as untimed blocks: a chain that has run for a
+//! while, whose tree nodes and leaves are spread over many versions (the `--prefill` keys all
+//! sit in one version, so their buckets are few and large, which a real chain's are not).
+//!
 //! `cargo bench -p medledger-node --bench store -- [--blocks N] [--txs N] [--prefill N]
-//! [--flush-rotation N]`
+//! [--history N] [--cache-mib N] [--flush-rotation N]`
 
 use ledger::state::keys::{self, ListKind};
 use ledger::state::StateDiff;
@@ -34,6 +38,10 @@ struct Args {
     patients: usize,
     /// Extra history keys (old commitments, consents...) so the tree has a realistic depth.
     prefill: usize,
+    /// Untimed txs of the mix run first, in blocks of `txs`: a grown chain's history.
+    history: usize,
+    /// redb's page cache in MiB (the node's default unless set).
+    cache_mib: usize,
     /// Key ranges the written-behind tables are flushed in (the node's default unless set).
     flush_rotation: u64,
 }
@@ -44,6 +52,8 @@ fn args() -> Args {
         txs: 2_000,
         patients: 10_000,
         prefill: 150_000,
+        history: 0,
+        cache_mib: node::store::DEFAULT_CACHE_BYTES >> 20,
         flush_rotation: node::store::DEFAULT_FLUSH_ROTATION,
     };
     let argv: Vec<String> = std::env::args().collect();
@@ -55,6 +65,8 @@ fn args() -> Args {
             ("--txs", Some(v)) => out.txs = v,
             ("--patients", Some(v)) => out.patients = v,
             ("--prefill", Some(v)) => out.prefill = v,
+            ("--history", Some(v)) => out.history = v,
+            ("--cache-mib", Some(v)) => out.cache_mib = v,
             ("--flush-rotation", Some(v)) => out.flush_rotation = v as u64,
             _ => {}
         }
@@ -114,6 +126,18 @@ impl Population {
             keys::nonce(&ledger::crypto::PublicKey(*signer)),
             Some(self.nonces[p].to_le_bytes().to_vec()),
         );
+    }
+
+    /// A block of `txs` txs of the mix: its state writes and the txs' (random) bytes.
+    fn block(&mut self, rng: &mut StdRng, txs: usize) -> (StateDiff, Vec<Vec<u8>>) {
+        let mut diff = StateDiff::new();
+        let txs = (0..txs)
+            .map(|_| {
+                let size = self.tx(rng, &mut diff);
+                random_bytes(rng, size)
+            })
+            .collect();
+        (diff, txs)
     }
 
     /// One tx of the mix: its state writes into `diff`; returns the tx's size in bytes.
@@ -218,8 +242,12 @@ fn main() {
     if let Err(error) = rustix::thread::disable_transparent_huge_pages(true) {
         eprintln!("could not turn transparent huge pages off: {error}");
     }
+    // `MEDLEDGER_STORE_BENCH_DIR` keeps the file for `store_stats`.
     let dir = tempfile::tempdir().expect("a temp dir");
-    let store = BlockStore::open(&dir.path().join("store.redb"))
+    let dir_path = std::env::var_os("MEDLEDGER_STORE_BENCH_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| dir.path().to_path_buf());
+    let store = BlockStore::open_with_cache(&dir_path.join("store.redb"), args.cache_mib << 20)
         .and_then(|s| s.with_flush_rotation(args.flush_rotation))
         .expect("store opens");
     let chain = TestChain::new(4);
@@ -245,6 +273,16 @@ fn main() {
     }
     commit(&store, &chain, &diff, Vec::new());
 
+    let history_blocks = args.history.div_ceil(args.txs.max(1));
+    eprintln!("history: {history_blocks} blocks of {} txs", args.txs);
+    for b in 0..history_blocks {
+        let (diff, txs) = population.block(&mut rng, args.txs);
+        commit(&store, &chain, &diff, txs);
+        if (b + 1) % 50 == 0 {
+            eprintln!("  {} blocks", b + 1);
+        }
+    }
+
     eprintln!("{} blocks of {} txs", args.blocks, args.txs);
     let mut root_ms = Vec::new();
     let mut commit_ms = Vec::new();
@@ -253,13 +291,7 @@ fn main() {
     let written_before = bytes_written();
     let cpu_before = cpu_seconds();
     for b in 0..args.blocks {
-        let mut diff = StateDiff::new();
-        let txs: Vec<Vec<u8>> = (0..args.txs)
-            .map(|_| {
-                let size = population.tx(&mut rng, &mut diff);
-                random_bytes(&mut rng, size)
-            })
-            .collect();
+        let (diff, txs) = population.block(&mut rng, args.txs);
         keys_per_block += diff.len();
         let (root, commit, sync) = commit(&store, &chain, &diff, txs);
         root_ms.push(root.as_secs_f64() * 1e3);
