@@ -2,8 +2,8 @@
 //! An error while handling one message is logged and the loop goes on; every message that
 //! wants a reply gets one (the engine stalls otherwise).
 
-use crate::context::{BlockHeight, MedCtx};
-use crate::state::NodeState;
+use crate::context::{BlockHeight, MedCtx, ProposalPart};
+use crate::state::{NodeState, Proposing};
 use bytes::Bytes;
 use malachitebft_app_channel::app::streaming::{StreamContent, StreamId, StreamMessage};
 use malachitebft_app_channel::app::types::LocallyProposedValue;
@@ -17,12 +17,23 @@ fn stream_id(height: BlockHeight, round: i64) -> StreamId {
     StreamId::new(Bytes::from(bytes))
 }
 
-async fn publish(channels: &Channels<MedCtx>, part: crate::context::ProposalPart) {
-    let id = stream_id(part.height, part.round.as_i64());
-    for message in [
-        StreamMessage::new(id.clone(), 0, StreamContent::Data(part)),
-        StreamMessage::new(id, 1, StreamContent::Fin),
-    ] {
+/// Sends `parts` as the stream messages `first_sequence..` of their (height, round), then the
+/// stream's end when `last`.
+async fn publish(channels: &Channels<MedCtx>, parts: Vec<ProposalPart>, first_sequence: u64, last: bool) {
+    let Some(first) = parts.first() else {
+        return;
+    };
+    let id = stream_id(first.height(), first.round().as_i64());
+    let count = parts.len() as u64;
+    let mut messages: Vec<_> = parts
+        .into_iter()
+        .zip(first_sequence..)
+        .map(|(part, sequence)| StreamMessage::new(id.clone(), sequence, StreamContent::Data(part)))
+        .collect();
+    if last {
+        messages.push(StreamMessage::new(id, first_sequence + count, StreamContent::Fin));
+    }
+    for message in messages {
         if let Err(e) = channels
             .network
             .send(NetworkMsg::PublishProposalPart(message))
@@ -57,9 +68,22 @@ pub async fn run(mut state: NodeState, mut channels: Channels<MedCtx>) -> anyhow
             AppMsg::GetValue {
                 height, round, reply, ..
             } => match state.propose(height, round) {
-                Ok((id, part)) => {
+                Ok(Proposing::Built(id, parts)) => {
                     let _ = reply.send(LocallyProposedValue::new(height, round, id));
-                    publish(&channels, part).await;
+                    publish(&channels, parts, 0, true).await;
+                }
+                Ok(Proposing::Txs(txs, building)) => {
+                    // The txs go out first: peers re-execute them while this node computes
+                    // the state root for the header.
+                    publish(&channels, vec![txs], 0, false).await;
+                    tokio::task::yield_now().await;
+                    match state.finish_proposal(building) {
+                        Ok((id, header)) => {
+                            let _ = reply.send(LocallyProposedValue::new(height, round, id));
+                            publish(&channels, vec![header], 1, true).await;
+                        }
+                        Err(e) => error!(height = height.0, error = %e, "cannot finish a proposal"),
+                    }
                 }
                 // No reply: the engine's propose timeout moves the round on.
                 Err(e) => error!(height = height.0, error = %e, "cannot build a proposal"),
@@ -79,8 +103,8 @@ pub async fn run(mut state: NodeState, mut channels: Channels<MedCtx>) -> anyhow
                 ..
             } => {
                 // Re-signed for the new round: the part signature binds (height, round, block).
-                match state.restream_part(height, round, &value_id) {
-                    Ok(Some(part)) => publish(&channels, part).await,
+                match state.restream_parts(height, round, &value_id) {
+                    Ok(Some(parts)) => publish(&channels, parts, 0, true).await,
                     Ok(None) => warn!(height = height.0, "asked to restream a block we do not hold"),
                     Err(e) => error!(error = %e, "restream failed"),
                 }
@@ -91,9 +115,9 @@ pub async fn run(mut state: NodeState, mut channels: Channels<MedCtx>) -> anyhow
             AppMsg::ReceivedProposalPart { part, reply, .. } => {
                 let value = match part.content {
                     StreamContent::Data(part) => {
-                        let height = part.height;
+                        let height = part.height();
                         match state.receive_part(part) {
-                            Ok(value) => Some(value),
+                            Ok(value) => value,
                             Err(e) => {
                                 warn!(height = height.0, error = %e, "dropped proposal part");
                                 None

@@ -128,25 +128,68 @@ impl mc::Proposal<MedCtx> for Proposal {
     }
 }
 
-/// A whole block from its proposer, signed so peers can tell it came from the proposer
-/// (the engine does not authenticate proposal parts itself).
+/// A block travels from its proposer in two parts, each signed so peers can tell it came from
+/// the proposer (the engine does not authenticate proposal parts itself):
+///
+/// 1. [`ProposalTxs`], as soon as the proposer has chosen and executed the txs;
+/// 2. [`ProposalHeader`], once it has computed the state root over their writes.
+///
+/// Computing that root is most of a proposer's work; peers re-execute the txs and compute
+/// the same root meanwhile instead of after it, so a height's proposal → prevote step no
+/// longer waits for both one after the other.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
-pub struct ProposalPart {
+pub enum ProposalPart {
+    Txs(ProposalTxs),
+    Header(ProposalHeader),
+}
+
+/// The txs of a proposal and the block time they execute at.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct ProposalTxs {
     pub height: BlockHeight,
     pub round: Round,
     pub proposer: Addr,
-    /// borsh(ledger::Block)
-    pub block: Vec<u8>,
-    /// Proposer's signature over [`proposal_part_sign_bytes`].
+    /// The block time (ms) the header will carry; execution depends on it.
+    pub time: u64,
+    /// Canonical tx bytes, in block order.
+    pub txs: Vec<Vec<u8>>,
+    /// Proposer's signature over [`proposal_txs_sign_bytes`].
     pub signature: Signature,
+}
+
+/// The header of a proposal whose txs came in a [`ProposalTxs`] of the same round.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct ProposalHeader {
+    pub height: BlockHeight,
+    pub round: Round,
+    pub proposer: Addr,
+    pub header: ledger::Header,
+    /// Proposer's signature over [`proposal_part_sign_bytes`] of the header's block id.
+    pub signature: Signature,
+}
+
+impl ProposalPart {
+    pub fn height(&self) -> BlockHeight {
+        match self {
+            ProposalPart::Txs(p) => p.height,
+            ProposalPart::Header(p) => p.height,
+        }
+    }
+
+    pub fn round(&self) -> Round {
+        match self {
+            ProposalPart::Txs(p) => p.round,
+            ProposalPart::Header(p) => p.round,
+        }
+    }
 }
 
 impl mc::ProposalPart<MedCtx> for ProposalPart {
     fn is_first(&self) -> bool {
-        true
+        matches!(self, ProposalPart::Txs(_))
     }
     fn is_last(&self) -> bool {
-        true
+        matches!(self, ProposalPart::Header(_))
     }
 }
 
@@ -480,6 +523,24 @@ pub fn proposal_part_sign_bytes(
         height.0,
         round,
         &[&block_id.0],
+    )
+}
+
+/// What a proposer signs for the txs part: the block time and the txs' root (the header's
+/// `tx_root`, which commits to their order and count).
+pub fn proposal_txs_sign_bytes(
+    chain_id: &str,
+    height: BlockHeight,
+    round: Round,
+    time: u64,
+    tx_root: &Hash,
+) -> Vec<u8> {
+    tagged(
+        b"medledger/proposal-txs/v1",
+        chain_id,
+        height.0,
+        round,
+        &[&time.to_be_bytes(), &tx_root.0],
     )
 }
 

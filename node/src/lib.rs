@@ -4,7 +4,10 @@
 //! follower through [`node::start`] and [`node::NodeHandle`].
 //!
 //! - [`context`]: the engine's types and signed bytes; [`signing`], [`codec`]: plug-ins.
-//! - [`state`]: proposal building, block checking, commits; [`app`]: the `AppMsg` loop.
+//! - [`state`]: proposal building, block checking, commits; [`app`]: the `AppMsg` loop. A
+//!   proposal travels in two signed parts, its txs first and its header once the proposer
+//!   has the state root, so peers re-execute while the proposer hashes
+//!   ([`context::ProposalPart`]).
 //! - [`store`]: durable blocks, commits, validator sets and the state tree.
 //! - [`mempool`]: admission and fair block building; [`rpc`]: HTTP; [`config`]: home dir.
 

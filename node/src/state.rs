@@ -5,7 +5,8 @@
 
 use crate::codec::CertificateWire;
 use crate::context::{
-    proposal_part_sign_bytes, Addr, BlockHash, BlockHeight, MedCtx, ProposalPart, ValidatorSet,
+    proposal_part_sign_bytes, proposal_txs_sign_bytes, Addr, BlockHash, BlockHeight, MedCtx, ProposalHeader,
+    ProposalPart, ProposalTxs, ValidatorSet,
 };
 use crate::mempool::Mempool;
 use crate::metrics::NodeMetrics;
@@ -23,7 +24,7 @@ use malachitebft_app_channel::app::types::ProposedValue;
 use malachitebft_engine::host::HeightParams;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 use tracing::{debug, info, warn};
 
@@ -65,6 +66,9 @@ pub enum ProposalError {
     UnknownHeight(u64),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A header came back for txs this node no longer holds (an internal slip, not a peer's).
+    #[error("no txs part held for this header")]
+    MissingTxs,
     /// This node's own pool is unusable (a thread panicked holding it): it cannot propose.
     #[error("this node's mempool is unusable after an internal failure")]
     MempoolUnavailable,
@@ -76,6 +80,66 @@ pub struct PreparedBlock {
     pub block: Block,
     pub bytes: Vec<u8>,
     pub outcome: BlockOutcome,
+}
+
+/// The result of re-executing a proposal's txs on our last committed state.
+#[derive(Clone, Debug)]
+struct ExecutedTxs {
+    outcome: BlockOutcome,
+    state_root: Hash,
+}
+
+/// A txs part received before its proposal was decided, with its re-execution.
+#[derive(Debug)]
+struct ReceivedTxs {
+    part: ProposalTxs,
+    tx_root: Hash,
+    /// Proposer and signature checked. A part for the height after our next one cannot be
+    /// yet (that height's validator set is stored with our next block): it is held
+    /// unchecked, within [`MAX_UNVERIFIED_BYTES`], and checked before anything uses it.
+    verified: bool,
+    /// `None` while our state is not yet at the block's parent (it runs when the header
+    /// comes); `Err` holds why the txs do not execute or the block is refused.
+    executed: Option<Result<ExecutedTxs, ProposalError>>,
+}
+
+/// The parts of one (height, round)'s proposal that arrived so far. A proposer signs one
+/// txs part per round, except across a crash between its two parts (it then reaps again):
+/// so a few are kept, and the header picks its own by `tx_root` and time.
+#[derive(Debug, Default)]
+struct PartsInFlight {
+    txs: Vec<ReceivedTxs>,
+    headers: Vec<ProposalHeader>,
+}
+
+/// Most txs parts, and most headers, kept per (height, round).
+const MAX_PARTS_PER_ROUND: usize = 2;
+/// Most (height, round)s with parts in flight; more are dropped until a commit prunes.
+const MAX_ROUNDS_IN_FLIGHT: usize = 16;
+/// Most tx bytes held in unchecked txs parts (see [`ReceivedTxs::verified`]).
+const MAX_UNVERIFIED_BYTES: usize = 2 * MAX_BLOCK_BYTES;
+
+/// A proposal this node is building: its txs part is signed, its header not yet.
+#[allow(missing_debug_implementations)]
+pub struct Building {
+    height: BlockHeight,
+    round: Round,
+    ctx: BlockContext,
+    last_block_id: Hash,
+    txs: Vec<Vec<u8>>,
+    outcome: BlockOutcome,
+    started: Instant,
+    executed: Duration,
+}
+
+/// What [`NodeState::propose`] has for the engine.
+#[allow(missing_debug_implementations)]
+#[allow(clippy::large_enum_variant)] // one per proposal, moved once
+pub enum Proposing {
+    /// Built before (a restart, a repeated request): the block's id and both parts.
+    Built(BlockHash, Vec<ProposalPart>),
+    /// Txs chosen and executed: publish the part, then [`NodeState::finish_proposal`].
+    Txs(ProposalPart, Building),
 }
 
 /// Announced to subscribers (RPC, relay) after a block is durably committed.
@@ -98,6 +162,7 @@ pub struct NodeState {
     /// Minimum time between blocks (finalization waits for late precommits meanwhile).
     pub target_block_time: Option<Duration>,
     prepared: HashMap<BlockHash, PreparedBlock>,
+    in_flight: HashMap<(u64, u32), PartsInFlight>,
     pub finalized: broadcast::Sender<FinalizedBlock>,
     pub metrics: NodeMetrics,
 }
@@ -149,6 +214,7 @@ impl NodeState {
             timeouts,
             target_block_time,
             prepared: HashMap::new(),
+            in_flight: HashMap::new(),
             finalized,
             metrics,
         }
@@ -178,19 +244,18 @@ impl NodeState {
         self.store.header(height - 1)
     }
 
-    /// Builds this node's block for (height, round), or returns the one it already built
-    /// (after a restart too): a proposer must never sign two blocks for one round.
-    pub fn propose(
-        &mut self,
-        height: BlockHeight,
-        round: Round,
-    ) -> Result<(BlockHash, ProposalPart), ProposalError> {
+    /// Starts this node's block for (height, round): chooses and executes its txs and signs
+    /// them as the first part; [`Self::finish_proposal`] computes the state root and signs the
+    /// header. Returns the block it already built instead (after a restart too): a proposer
+    /// must never sign two blocks for one round.
+    pub fn propose(&mut self, height: BlockHeight, round: Round) -> Result<Proposing, ProposalError> {
         let round_u32 = round.as_u32().unwrap_or(0);
         if let Some(bytes) = self.store.pending_proposal_at(height.0, round_u32)? {
             let prepared = self.check_block(height, &bytes)?;
             let id = BlockHash(prepared.block.header.id());
+            let parts = self.sign_parts(height, round, &prepared.block);
             self.prepared.insert(id, prepared);
-            return Ok((id, self.sign_part(height, round, id, bytes)));
+            return Ok(Proposing::Built(id, parts));
         }
         let last = self.last_header(height.0)?;
         let time = now_ms().max(last.as_ref().map_or(0, |h| h.time + 1));
@@ -199,7 +264,7 @@ impl NodeState {
             height: height.0,
             time,
         };
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         // One read transaction for the whole block: a read of the store itself opens one per
         // key, thousands per block.
         let state = self.store.state_snapshot()?;
@@ -213,14 +278,45 @@ impl NodeState {
             pool.reap(&state, &ctx, MAX_PROPOSAL_TXS, MAX_BLOCK_BYTES / 2)?
         };
         drop(state);
-        let executed = started.elapsed();
+        let part = self.sign_txs_part(height, round, time, &outcome.tx_root, txs.clone());
+        Ok(Proposing::Txs(
+            part,
+            Building {
+                height,
+                round,
+                ctx,
+                last_block_id: last.map_or(Hash::ZERO, |h| h.id()),
+                txs,
+                outcome,
+                started,
+                executed: started.elapsed(),
+            },
+        ))
+    }
+
+    /// Completes a proposal [`Self::propose`] started: the state root, the header, the block
+    /// recorded as pending, the header part signed.
+    pub fn finish_proposal(
+        &mut self,
+        building: Building,
+    ) -> Result<(BlockHash, ProposalPart), ProposalError> {
+        let Building {
+            height,
+            round,
+            ctx,
+            last_block_id,
+            txs,
+            outcome,
+            started,
+            executed,
+        } = building;
         let state_root = self.store.state_root_after(&outcome.diff, height.0)?;
         let rooted = started.elapsed();
-        let last_block_id = last.map_or(Hash::ZERO, |h| h.id());
         let header = outcome.header(&ctx, last_block_id, state_root, self.address.0);
         let block = Block { header, txs };
         let bytes = ledger::codec::encode(&block);
         let id = BlockHash(block.header.id());
+        let round_u32 = round.as_u32().unwrap_or(0);
         self.store
             .put_pending_proposal(height.0, round_u32, &id.0, &bytes)?;
         info!(
@@ -233,55 +329,101 @@ impl NodeState {
             total_ms = started.elapsed().as_millis() as u64,
             "proposing block"
         );
+        let part = self.sign_header_part(height, round, block.header.clone());
         self.prepared.insert(
             id,
             PreparedBlock {
                 block,
-                bytes: bytes.clone(),
+                bytes,
                 outcome,
             },
         );
-        Ok((id, self.sign_part(height, round, id, bytes)))
+        Ok((id, part))
     }
 
-    fn sign_part(&self, height: BlockHeight, round: Round, id: BlockHash, block: Vec<u8>) -> ProposalPart {
-        let message = proposal_part_sign_bytes(&self.chain_id, height, round, &id.0);
-        let signature = self
-            .signing_key
+    fn sign(&self, message: &[u8]) -> ledger::Signature {
+        self.signing_key
             .as_ref()
-            .map_or(ledger::Signature([0; 64]), |k| k.sign(&message));
-        ProposalPart {
+            .map_or(ledger::Signature([0; 64]), |k| k.sign(message))
+    }
+
+    fn sign_txs_part(
+        &self,
+        height: BlockHeight,
+        round: Round,
+        time: u64,
+        tx_root: &Hash,
+        txs: Vec<Vec<u8>>,
+    ) -> ProposalPart {
+        let message = proposal_txs_sign_bytes(&self.chain_id, height, round, time, tx_root);
+        ProposalPart::Txs(ProposalTxs {
             height,
             round,
             proposer: self.address,
-            block,
-            signature,
-        }
+            time,
+            txs,
+            signature: self.sign(&message),
+        })
+    }
+
+    fn sign_header_part(&self, height: BlockHeight, round: Round, header: Header) -> ProposalPart {
+        let message = proposal_part_sign_bytes(&self.chain_id, height, round, &header.id());
+        ProposalPart::Header(ProposalHeader {
+            height,
+            round,
+            proposer: self.address,
+            header,
+            signature: self.sign(&message),
+        })
+    }
+
+    /// Both parts of a block this node built, signed for `round`.
+    fn sign_parts(&self, height: BlockHeight, round: Round, block: &Block) -> Vec<ProposalPart> {
+        let header = &block.header;
+        vec![
+            self.sign_txs_part(height, round, header.time, &header.tx_root, block.txs.clone()),
+            self.sign_header_part(height, round, block.header.clone()),
+        ]
     }
 
     /// Re-publishes a block this node holds for a later round (the engine asks after a
     /// polka in an earlier round).
-    pub fn restream_part(
+    pub fn restream_parts(
         &self,
         height: BlockHeight,
         round: Round,
         id: &BlockHash,
-    ) -> Result<Option<ProposalPart>, StoreError> {
-        let bytes = match self.prepared.get(id) {
-            Some(p) => p.bytes.clone(),
-            None => match self.store.pending_proposal(&id.0)? {
-                Some(b) => b,
-                None => return Ok(None),
-            },
+    ) -> Result<Option<Vec<ProposalPart>>, StoreError> {
+        if let Some(p) = self.prepared.get(id) {
+            return Ok(Some(self.sign_parts(height, round, &p.block)));
+        }
+        let Some(bytes) = self.store.pending_proposal(&id.0)? else {
+            return Ok(None);
         };
-        Ok(Some(self.sign_part(height, round, *id, bytes)))
+        // Our own store: a block that no longer decodes there is damage, not a peer's fault.
+        let block: Block = ledger::codec::decode(&bytes).map_err(|_| StoreError::Corrupt {
+            table: "pending_by_id",
+            key: id.to_string(),
+        })?;
+        Ok(Some(self.sign_parts(height, round, &block)))
     }
 
     /// Checks a block by re-executing it on top of our last committed state.
     pub fn check_block(&self, height: BlockHeight, bytes: &[u8]) -> Result<PreparedBlock, ProposalError> {
         let block: Block =
             ledger::codec::decode(bytes).map_err(|e| ProposalError::Malformed(e.to_string()))?;
-        let header = &block.header;
+        self.check_header_context(height, &block.header)?;
+        let executed = self.execute_txs(height, block.header.time, &block.txs)?;
+        self.check_header_outcome(&block.header, &executed)?;
+        Ok(PreparedBlock {
+            block,
+            bytes: bytes.to_vec(),
+            outcome: executed.outcome,
+        })
+    }
+
+    /// The header fields our chain fixes before any execution: height, chain, parent.
+    fn check_header_context(&self, height: BlockHeight, header: &Header) -> Result<(), ProposalError> {
         if header.height != height.0 {
             return Err(ProposalError::WrongHeight {
                 expected: height.0,
@@ -295,11 +437,28 @@ impl NodeState {
         if header.last_block_id != last.as_ref().map_or(Hash::ZERO, |h| h.id()) {
             return Err(ProposalError::WrongParent);
         }
+        Ok(())
+    }
+
+    /// Executes `txs` at (`height`, `time`) on our last committed state and computes the
+    /// state root after them. The time must follow the parent's and not run ahead of our
+    /// clock.
+    fn execute_txs(
+        &self,
+        height: BlockHeight,
+        time: u64,
+        txs: &[Vec<u8>],
+    ) -> Result<ExecutedTxs, ProposalError> {
+        let last = self.last_header(height.0)?;
+        if last.is_none() && height.0 > 1 {
+            // Our state is not at this block's parent: nothing to execute it on.
+            return Err(ProposalError::WrongParent);
+        }
         let last_time = last.as_ref().map_or(0, |h| h.time);
         let now = now_ms();
-        if header.time <= last_time || header.time > now + MAX_PROPOSAL_DRIFT_MS {
+        if time <= last_time || time > now + MAX_PROPOSAL_DRIFT_MS {
             return Err(ProposalError::BadTime {
-                time: header.time,
+                time,
                 last: last_time,
                 now,
             });
@@ -307,20 +466,29 @@ impl NodeState {
         let ctx = BlockContext {
             chain_id: self.chain_id.clone(),
             height: height.0,
-            time: header.time,
+            time,
         };
         // Txs this node's mempool admitted (same canonical bytes, so the same hash) had their
         // signatures checked here already; the others are checked now.
         // A poisoned pool is this node's failure, not the proposer's: check every signature.
         let admitted: Vec<bool> = match self.mempool.lock() {
-            Ok(pool) => block.txs.iter().map(|tx| pool.contains(&sha256(tx))).collect(),
-            Err(_) => vec![false; block.txs.len()],
+            Ok(pool) => txs.iter().map(|tx| pool.contains(&sha256(tx))).collect(),
+            Err(_) => vec![false; txs.len()],
         };
         let state = self.store.state_snapshot()?;
-        let outcome = apply_block_verified_in_part(&state, &ctx, &block.txs, |i| {
-            admitted.get(i).copied().unwrap_or(false)
-        })?;
+        if state.height() != Some(height.0 - 1) {
+            return Err(ProposalError::WrongParent);
+        }
+        let outcome =
+            apply_block_verified_in_part(&state, &ctx, txs, |i| admitted.get(i).copied().unwrap_or(false))?;
         drop(state);
+        let state_root = self.store.state_root_after(&outcome.diff, height.0)?;
+        Ok(ExecutedTxs { outcome, state_root })
+    }
+
+    /// The header fields that follow from executing its txs.
+    fn check_header_outcome(&self, header: &Header, executed: &ExecutedTxs) -> Result<(), ProposalError> {
+        let outcome = &executed.outcome;
         if outcome.tx_root != header.tx_root {
             return Err(ProposalError::HeaderMismatch("tx_root"));
         }
@@ -330,66 +498,332 @@ impl NodeState {
         if outcome.next_validators.hash() != header.next_validators_hash {
             return Err(ProposalError::HeaderMismatch("next_validators_hash"));
         }
-        if self.store.state_root_after(&outcome.diff, height.0)? != header.state_root {
+        if executed.state_root != header.state_root {
             return Err(ProposalError::HeaderMismatch("state_root"));
         }
         if outcome.validators.get(&header.proposer).is_none() {
             return Err(ProposalError::HeaderMismatch("proposer"));
         }
-        Ok(PreparedBlock {
-            block,
-            bytes: bytes.to_vec(),
-            outcome,
-        })
+        Ok(())
     }
 
-    /// A proposal part from the network: authenticate it, check the block, remember it.
-    pub fn receive_part(&mut self, part: ProposalPart) -> Result<ProposedValue<MedCtx>, ProposalError> {
-        let params = self.height_params(part.height)?;
+    /// The round's proposer, or why `proposer` is not it.
+    fn check_proposer(&self, height: BlockHeight, round: Round, proposer: Addr) -> Result<(), ProposalError> {
+        let params = self.height_params(height)?;
         let expected = self
             .ctx
-            .select_proposer(&params.validator_set, part.height, part.round)
+            .select_proposer(&params.validator_set, height, round)
             .address;
-        if part.proposer != expected {
+        if proposer != expected {
             return Err(ProposalError::WrongProposer {
                 expected,
-                got: part.proposer,
+                got: proposer,
             });
         }
-        let block: Block =
-            ledger::codec::decode(&part.block).map_err(|e| ProposalError::Malformed(e.to_string()))?;
-        let id = BlockHash(block.header.id());
+        Ok(())
+    }
+
+    /// A proposal part from the network: authenticate it, then re-execute the txs as soon
+    /// as they arrive; once the header is there too, judge the block and remember it.
+    /// `Ok(None)` while a part is missing.
+    pub fn receive_part(
+        &mut self,
+        part: ProposalPart,
+    ) -> Result<Option<ProposedValue<MedCtx>>, ProposalError> {
+        let key = (part.height().0, part.round().as_u32().unwrap_or(0));
+        let next = self.next_height()?.0;
+        if key.0 < next || key.0 > next + 1 {
+            debug!(height = key.0, next, "proposal part for a height not in play");
+            return Ok(None);
+        }
+        if !self.in_flight.contains_key(&key) && self.in_flight.len() >= MAX_ROUNDS_IN_FLIGHT {
+            warn!(
+                height = key.0,
+                round = key.1,
+                "too many proposals in flight; part dropped"
+            );
+            return Ok(None);
+        }
+        match part {
+            ProposalPart::Txs(txs) => self.receive_txs(key, txs),
+            ProposalPart::Header(header) => self.receive_header(key, header),
+        }
+    }
+
+    fn receive_txs(
+        &mut self,
+        key: (u64, u32),
+        part: ProposalTxs,
+    ) -> Result<Option<ProposedValue<MedCtx>>, ProposalError> {
+        if part.txs.len() > ledger::exec::MAX_BLOCK_TXS {
+            return Err(ProposalError::Execution(BlockError::TooManyTxs {
+                count: part.txs.len(),
+                limit: ledger::exec::MAX_BLOCK_TXS,
+            }));
+        }
+        let tx_root = ledger::merkle::tx_root(&part.txs);
+        let current = self.next_height()?.0 == key.0;
+        if current {
+            self.verify_txs_part(&part, &tx_root)?;
+        } else {
+            let bytes: usize = part.txs.iter().map(Vec::len).sum();
+            if self.unverified_bytes() + bytes > MAX_UNVERIFIED_BYTES {
+                warn!(
+                    height = key.0,
+                    round = key.1,
+                    bytes,
+                    "too many unchecked txs parts held; dropped"
+                );
+                return Ok(None);
+            }
+        }
+        let held = self.in_flight.entry(key).or_default();
+        if held
+            .txs
+            .iter()
+            .any(|t| t.tx_root == tx_root && t.part.time == part.time)
+        {
+            return Ok(None);
+        }
+        if held.txs.len() >= MAX_PARTS_PER_ROUND {
+            warn!(
+                height = key.0,
+                round = key.1,
+                "more txs parts than a proposer sends; dropped"
+            );
+            return Ok(None);
+        }
+        // Executed now if our state is at the block's parent: the work that overlaps the
+        // proposer's own state root. Otherwise after our next commit, or when the header comes.
+        let executed = if current {
+            Some(self.execute_speculatively(&part)?)
+        } else {
+            None
+        };
+        let header = {
+            let held = self.in_flight.entry(key).or_default();
+            let at = held
+                .headers
+                .iter()
+                .position(|h| h.header.tx_root == tx_root && h.header.time == part.time);
+            held.txs.push(ReceivedTxs {
+                part,
+                tx_root,
+                verified: current,
+                executed,
+            });
+            at.map(|at| held.headers.swap_remove(at))
+        };
+        match header {
+            Some(header) => self.complete(key, header).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn verify_txs_part(&self, part: &ProposalTxs, tx_root: &Hash) -> Result<(), ProposalError> {
+        self.check_proposer(part.height, part.round, part.proposer)?;
+        let message = proposal_txs_sign_bytes(&self.chain_id, part.height, part.round, part.time, tx_root);
+        verify_signature(&part.proposer.0, &message, &part.signature)
+            .map_err(|_| ProposalError::BadPartSignature)
+    }
+
+    fn unverified_bytes(&self) -> usize {
+        self.in_flight
+            .values()
+            .flat_map(|held| &held.txs)
+            .filter(|t| !t.verified)
+            .map(|t| t.part.txs.iter().map(Vec::len).sum::<usize>())
+            .sum()
+    }
+
+    /// After a commit: checks and executes the txs parts held for the new next height, so
+    /// that work still overlaps the proposer's. A part that fails its check is dropped.
+    fn execute_held(&mut self, height: u64) -> Result<(), ProposalError> {
+        let keys: Vec<_> = self
+            .in_flight
+            .keys()
+            .filter(|(h, _)| *h == height)
+            .copied()
+            .collect();
+        for key in keys {
+            let Some(mut held) = self.in_flight.remove(&key) else {
+                continue;
+            };
+            let mut kept = Vec::with_capacity(held.txs.len());
+            for mut received in held.txs.drain(..) {
+                if !received.verified {
+                    if let Err(e) = self.verify_txs_part(&received.part, &received.tx_root) {
+                        warn!(height, round = key.1, error = %e, "held txs part fails its check; dropped");
+                        continue;
+                    }
+                    received.verified = true;
+                }
+                if received.executed.is_none() {
+                    received.executed = Some(self.execute_speculatively(&received.part)?);
+                }
+                kept.push(received);
+            }
+            held.txs = kept;
+            self.in_flight.insert(key, held);
+        }
+        Ok(())
+    }
+
+    /// Executes a txs part; `Err` only for a store failure, an invalid block is `Ok(Err)`.
+    fn execute_speculatively(
+        &self,
+        part: &ProposalTxs,
+    ) -> Result<Result<ExecutedTxs, ProposalError>, ProposalError> {
+        let started = Instant::now();
+        match self.execute_txs(part.height, part.time, &part.txs) {
+            Ok(executed) => {
+                self.metrics
+                    .block_check_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                debug!(
+                    height = part.height.0,
+                    txs = part.txs.len(),
+                    check_ms = started.elapsed().as_millis() as u64,
+                    "proposal txs executed"
+                );
+                Ok(Ok(executed))
+            }
+            Err(ProposalError::Store(e)) => Err(ProposalError::Store(e)),
+            Err(e) => Ok(Err(e)),
+        }
+    }
+
+    fn receive_header(
+        &mut self,
+        key: (u64, u32),
+        part: ProposalHeader,
+    ) -> Result<Option<ProposedValue<MedCtx>>, ProposalError> {
+        let id = BlockHash(part.header.id());
+        // A header for the height after our next one is held unchecked (its validator set is
+        // not stored yet, see `ReceivedTxs::verified`); `complete` checks every header.
+        if self.next_height()?.0 == key.0 {
+            self.verify_header_part(&part, &id)?;
+            if self.prepared.contains_key(&id) {
+                return Ok(Some(proposed(
+                    part.height,
+                    part.round,
+                    part.proposer,
+                    id,
+                    Validity::Valid,
+                )));
+            }
+        }
+        let held = self.in_flight.entry(key).or_default();
+        let has_txs = held
+            .txs
+            .iter()
+            .any(|t| t.tx_root == part.header.tx_root && t.part.time == part.header.time);
+        if has_txs && self.next_height()?.0 == key.0 {
+            return self.complete(key, part).map(Some);
+        }
+        let held = self.in_flight.entry(key).or_default();
+        if held.headers.iter().any(|h| h.header == part.header) {
+            return Ok(None);
+        }
+        if held.headers.len() >= MAX_PARTS_PER_ROUND {
+            warn!(
+                height = key.0,
+                round = key.1,
+                "more headers than a proposer sends; dropped"
+            );
+            return Ok(None);
+        }
+        held.headers.push(part);
+        Ok(None)
+    }
+
+    fn verify_header_part(&self, part: &ProposalHeader, id: &BlockHash) -> Result<(), ProposalError> {
+        self.check_proposer(part.height, part.round, part.proposer)?;
         let message = proposal_part_sign_bytes(&self.chain_id, part.height, part.round, &id.0);
         verify_signature(&part.proposer.0, &message, &part.signature)
-            .map_err(|_| ProposalError::BadPartSignature)?;
-        let started = std::time::Instant::now();
-        let validity = match self.prepared.get(&id) {
-            Some(_) => Validity::Valid,
-            None => match self.check_block(part.height, &part.block) {
-                Ok(prepared) => {
-                    self.metrics
-                        .block_check_seconds
-                        .observe(started.elapsed().as_secs_f64());
-                    debug!(
-                        height = part.height.0,
-                        txs = prepared.block.txs.len(),
-                        check_ms = started.elapsed().as_millis() as u64,
-                        "proposal checked"
-                    );
-                    let round = part.round.as_u32().unwrap_or(0);
-                    self.store
-                        .put_pending_proposal(part.height.0, round, &id.0, &part.block)?;
-                    self.prepared.insert(id, prepared);
-                    Validity::Valid
-                }
-                Err(ProposalError::Store(e)) => return Err(ProposalError::Store(e)),
-                Err(e) => {
-                    warn!(height = part.height.0, proposer = %part.proposer, error = %e, "invalid proposal");
-                    Validity::Invalid
-                }
-            },
+            .map_err(|_| ProposalError::BadPartSignature)
+    }
+
+    /// A block whose two parts both arrived before our state reached its parent, judged now
+    /// (the engine asks for held values when it starts the round).
+    fn complete_held(
+        &mut self,
+        height: BlockHeight,
+        round: Round,
+    ) -> Result<Option<ProposedValue<MedCtx>>, ProposalError> {
+        let key = (height.0, round.as_u32().unwrap_or(0));
+        let Some(held) = self.in_flight.get_mut(&key) else {
+            return Ok(None);
         };
-        Ok(proposed(part.height, part.round, part.proposer, id, validity))
+        let at = held.headers.iter().position(|h| {
+            held.txs
+                .iter()
+                .any(|t| t.tx_root == h.header.tx_root && t.part.time == h.header.time)
+        });
+        let Some(at) = at else {
+            return Ok(None);
+        };
+        let header = held.headers.swap_remove(at);
+        self.complete(key, header).map(Some)
+    }
+
+    /// Judges the block of `header` and the txs part it names (which must be held).
+    fn complete(
+        &mut self,
+        key: (u64, u32),
+        part: ProposalHeader,
+    ) -> Result<ProposedValue<MedCtx>, ProposalError> {
+        let id = BlockHash(part.header.id());
+        self.verify_header_part(&part, &id)?;
+        let (height, round, proposer) = (part.height, part.round, part.proposer);
+        let Some(held) = self.in_flight.get_mut(&key) else {
+            return Err(ProposalError::MissingTxs);
+        };
+        let Some(at) = held
+            .txs
+            .iter()
+            .position(|t| t.tx_root == part.header.tx_root && t.part.time == part.header.time)
+        else {
+            return Err(ProposalError::MissingTxs);
+        };
+        let received = held.txs.swap_remove(at);
+        if !received.verified {
+            self.verify_txs_part(&received.part, &received.tx_root)?;
+        }
+        let executed = match received.executed {
+            Some(executed) => executed,
+            None => self.execute_speculatively(&received.part)?,
+        };
+        let verdict = executed.and_then(|executed| {
+            self.check_header_context(height, &part.header)?;
+            self.check_header_outcome(&part.header, &executed)?;
+            Ok(executed)
+        });
+        let validity = match verdict {
+            Ok(executed) => {
+                let block = Block {
+                    header: part.header,
+                    txs: received.part.txs,
+                };
+                let bytes = ledger::codec::encode(&block);
+                self.store.put_pending_proposal(key.0, key.1, &id.0, &bytes)?;
+                self.prepared.insert(
+                    id,
+                    PreparedBlock {
+                        block,
+                        bytes,
+                        outcome: executed.outcome,
+                    },
+                );
+                Validity::Valid
+            }
+            Err(ProposalError::Store(e)) => return Err(ProposalError::Store(e)),
+            Err(e) => {
+                warn!(height = height.0, %proposer, error = %e, "invalid proposal");
+                Validity::Invalid
+            }
+        };
+        Ok(proposed(height, round, proposer, id, validity))
     }
 
     /// Values this node already holds for (height, round), for the engine's crash recovery.
@@ -402,7 +836,7 @@ impl NodeState {
             .store
             .pending_proposal_at(height.0, round.as_u32().unwrap_or(0))?
         else {
-            return Ok(vec![]);
+            return Ok(self.complete_held(height, round)?.into_iter().collect());
         };
         let prepared = self.check_block(height, &bytes)?;
         let id = BlockHash(prepared.block.header.id());
@@ -486,6 +920,10 @@ impl NodeState {
         }
         drop(state);
         self.prepared.retain(|_, p| p.block.header.height > height.0);
+        self.in_flight.retain(|(h, _), _| *h > height.0);
+        if let Err(e) = self.execute_held(height.0 + 1) {
+            warn!(height = height.0 + 1, error = %e, "could not execute held proposal txs");
+        }
         self.metrics.height.set(height.0 as i64);
         self.metrics.round.set(cert.round.as_i64());
         self.metrics.txs.inc_by(prepared.block.txs.len() as u64);
@@ -569,5 +1007,237 @@ impl NodeState {
             .put_pending_proposal(height.0, round.as_u32().unwrap_or(0), &id.0, bytes)?;
         self.prepared.insert(id, prepared);
         Ok(proposed(height, round, proposer, id, Validity::Valid))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mempool::MempoolConfig;
+    use ledger::test_utils::{sign_commit, Actor, TestChain};
+    use ledger::tx::Action;
+
+    /// A validator's state on its own store, all on one test genesis.
+    struct Validator {
+        state: NodeState,
+        _dir: tempfile::TempDir,
+    }
+
+    fn validators(chain: &TestChain) -> Vec<Validator> {
+        chain
+            .validator_keys
+            .values()
+            .map(|key| {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let store = Arc::new(BlockStore::open(&dir.path().join("store.redb")).expect("store"));
+                store.init_genesis(&chain.genesis).expect("genesis");
+                let mempool = Mempool::new(chain.genesis.chain_id.clone(), MempoolConfig::default());
+                let state = NodeState::new(
+                    &chain.genesis.chain_id,
+                    store,
+                    Arc::new(Mutex::new(mempool)),
+                    Addr(key.public_key()),
+                    Some(key.clone()),
+                    LinearTimeouts::default(),
+                    None,
+                    NodeMetrics::default(),
+                );
+                Validator { state, _dir: dir }
+            })
+            .collect()
+    }
+
+    /// Index of the proposer of (`height`, `round`).
+    fn proposer_of(nodes: &[Validator], height: u64, round: u32) -> usize {
+        let set = nodes[0]
+            .state
+            .store
+            .validator_set(height)
+            .expect("read")
+            .expect("set");
+        let address = set.proposer(height, round).address;
+        nodes
+            .iter()
+            .position(|n| n.state.address.0 == address)
+            .expect("a validator")
+    }
+
+    /// Both parts of node `at`'s proposal for (`height`, round 0), with a transfer in its pool.
+    fn propose(
+        nodes: &mut [Validator],
+        at: usize,
+        height: u64,
+        payer: &mut Actor,
+    ) -> (BlockHash, ProposalPart, ProposalPart) {
+        let tx = payer.tx(Action::Transfer {
+            to: payer.address(),
+            amount: 1,
+        });
+        let node = &mut nodes[at].state;
+        let store = node.store.clone();
+        node.mempool
+            .lock()
+            .expect("pool")
+            .insert(&*store, tx.to_bytes())
+            .expect("admitted");
+        let Proposing::Txs(txs, building) =
+            node.propose(BlockHeight(height), Round::new(0)).expect("propose")
+        else {
+            panic!("a fresh proposal starts with its txs");
+        };
+        let (id, header) = node.finish_proposal(building).expect("finish");
+        (id, txs, header)
+    }
+
+    #[test]
+    fn either_part_order_gives_the_proposers_block() {
+        let mut chain = TestChain::new(4);
+        let mut nodes = validators(&chain);
+        let p = proposer_of(&nodes, 1, 0);
+        let (id, txs, header) = propose(&mut nodes, p, 1, &mut chain.treasury);
+        let others: Vec<usize> = (0..nodes.len()).filter(|i| *i != p).collect();
+
+        let first = &mut nodes[others[0]].state;
+        assert!(first.receive_part(txs.clone()).expect("txs").is_none());
+        let value = first
+            .receive_part(header.clone())
+            .expect("header")
+            .expect("a value");
+        assert_eq!((value.value, value.validity), (id, Validity::Valid));
+
+        let second = &mut nodes[others[1]].state;
+        assert!(second.receive_part(header.clone()).expect("header").is_none());
+        let value = second.receive_part(txs.clone()).expect("txs").expect("a value");
+        assert_eq!(
+            (value.value, value.validity, value.round),
+            (id, Validity::Valid, txs.round())
+        );
+        let stored = second
+            .store
+            .pending_proposal_at(1, 0)
+            .expect("read")
+            .expect("recorded");
+        let block: Block = ledger::codec::decode(&stored).expect("a block");
+        assert_eq!(block.header.id(), id.0);
+        assert_eq!(block.txs.len(), 1);
+    }
+
+    #[test]
+    fn forged_or_foreign_parts_are_refused() {
+        let mut chain = TestChain::new(4);
+        let mut nodes = validators(&chain);
+        let p = proposer_of(&nodes, 1, 0);
+        let (_, txs, header) = propose(&mut nodes, p, 1, &mut chain.treasury);
+        let other = (p + 1) % nodes.len();
+        let receiver = &mut nodes[(p + 2) % 4].state;
+
+        let ProposalPart::Txs(mut forged) = txs.clone() else {
+            unreachable!()
+        };
+        forged.txs.push(b"smuggled".to_vec());
+        assert!(matches!(
+            receiver.receive_part(ProposalPart::Txs(forged)),
+            Err(ProposalError::BadPartSignature)
+        ));
+        let ProposalPart::Txs(mut foreign) = txs.clone() else {
+            unreachable!()
+        };
+        foreign.proposer = Addr(*chain.validator_keys.keys().nth(other).expect("key"));
+        assert!(matches!(
+            receiver.receive_part(ProposalPart::Txs(foreign)),
+            Err(ProposalError::WrongProposer { .. })
+        ));
+        let ProposalPart::Header(mut forged) = header else {
+            unreachable!()
+        };
+        forged.header.time += 1;
+        assert!(matches!(
+            receiver.receive_part(ProposalPart::Header(forged)),
+            Err(ProposalError::BadPartSignature)
+        ));
+        // Nothing of the forgeries is held or recorded.
+        assert!(receiver.store.pending_proposal_at(1, 0).expect("read").is_none());
+        assert!(receiver
+            .in_flight
+            .values()
+            .all(|held| held.txs.is_empty() && held.headers.is_empty()));
+    }
+
+    #[test]
+    fn a_header_that_re_execution_contradicts_is_invalid() {
+        let mut chain = TestChain::new(4);
+        let mut nodes = validators(&chain);
+        let p = proposer_of(&nodes, 1, 0);
+        let (_, txs, header) = propose(&mut nodes, p, 1, &mut chain.treasury);
+        let ProposalPart::Header(honest) = header else {
+            unreachable!()
+        };
+        let mut lying = honest.header.clone();
+        lying.state_root = Hash([7; 32]);
+        let part = nodes[p]
+            .state
+            .sign_header_part(BlockHeight(1), Round::new(0), lying);
+        let receiver = &mut nodes[(p + 1) % 4].state;
+        assert!(receiver.receive_part(txs).expect("txs").is_none());
+        let value = receiver.receive_part(part).expect("header").expect("a verdict");
+        assert_eq!(value.validity, Validity::Invalid);
+        assert!(receiver.store.pending_proposal_at(1, 0).expect("read").is_none());
+    }
+
+    #[test]
+    fn parts_for_the_height_after_next_wait_for_the_commit() {
+        let mut chain = TestChain::new(4);
+        let mut nodes = validators(&chain);
+        let p1 = proposer_of(&nodes, 1, 0);
+        let (id1, txs1, header1) = propose(&mut nodes, p1, 1, &mut chain.treasury);
+        let late = (0..nodes.len()).find(|i| *i != p1).expect("another validator");
+        // Everyone but `late` commits height 1.
+        let signers: Vec<&SigningKey> = chain.validator_keys.values().collect();
+        let prepared = nodes[p1].state.prepared.get(&id1).expect("prepared").clone();
+        let commit = sign_commit(&prepared.block.header, 0, &signers);
+        for (i, node) in nodes.iter().enumerate() {
+            if i != late {
+                let outcome = &prepared.outcome;
+                node.state
+                    .store
+                    .commit_block(
+                        &prepared.block,
+                        &commit,
+                        &outcome.validators,
+                        &outcome.next_validators,
+                        &outcome.diff,
+                    )
+                    .expect("commit");
+            }
+        }
+        let p2 = proposer_of(&nodes, 2, 0);
+        assert_ne!(p2, late, "test setup: the late node does not propose height 2");
+        let (id2, txs2, header2) = propose(&mut nodes, p2, 2, &mut chain.treasury);
+
+        // `late` is still at height 1: it gets height 1's block, and height 2's parts early.
+        let receiver = &mut nodes[late].state;
+        assert!(receiver.receive_part(txs1).expect("txs 1").is_none());
+        assert!(receiver.receive_part(header1).expect("header 1").is_some());
+        assert!(receiver.receive_part(txs2).expect("held").is_none());
+        assert!(receiver.receive_part(header2).expect("held").is_none());
+        // A txs part for a height further ahead is not held.
+        assert!(receiver.in_flight.keys().all(|(h, _)| *h <= 2));
+
+        let outcome = &prepared.outcome;
+        receiver
+            .store
+            .commit_block(
+                &prepared.block,
+                &commit,
+                &outcome.validators,
+                &outcome.next_validators,
+                &outcome.diff,
+            )
+            .expect("commit");
+        let values = receiver
+            .known_values(BlockHeight(2), Round::new(0))
+            .expect("values");
+        assert_eq!(values.len(), 1);
+        assert_eq!((values[0].value, values[0].validity), (id2, Validity::Valid));
     }
 }
