@@ -595,7 +595,13 @@ impl NodeState {
         }
         // Executed now if our state is at the block's parent: the work that overlaps the
         // proposer's own state root. Otherwise after our next commit, or when the header comes.
-        let executed = if current {
+        // Not again for a block already checked (a restream for a later round): its header
+        // is answered from `prepared`.
+        let checked_before = self.prepared.values().any(|p| {
+            let header = &p.block.header;
+            header.height == key.0 && header.tx_root == tx_root && header.time == part.time
+        });
+        let executed = if current && !checked_before {
             Some(self.execute_speculatively(&part)?)
         } else {
             None
@@ -1182,6 +1188,46 @@ mod tests {
         let value = receiver.receive_part(part).expect("header").expect("a verdict");
         assert_eq!(value.validity, Validity::Invalid);
         assert!(receiver.store.pending_proposal_at(1, 0).expect("read").is_none());
+    }
+
+    #[test]
+    fn a_block_restreamed_for_a_later_round_is_not_executed_again() {
+        let mut chain = TestChain::new(4);
+        let mut nodes = validators(&chain);
+        let p = proposer_of(&nodes, 1, 0);
+        let (id, txs, header) = propose(&mut nodes, p, 1, &mut chain.treasury);
+        for (i, node) in nodes.iter_mut().enumerate() {
+            if i != p {
+                node.state.receive_part(txs.clone()).expect("txs");
+                node.state
+                    .receive_part(header.clone())
+                    .expect("header")
+                    .expect("a value");
+            }
+        }
+        // The engine asks round 1's proposer to restream the block it holds.
+        let q = proposer_of(&nodes, 1, 1);
+        let parts = nodes[q]
+            .state
+            .restream_parts(BlockHeight(1), Round::new(1), &id)
+            .expect("read")
+            .expect("held");
+        let r = (0..nodes.len()).find(|i| *i != q).expect("another validator");
+        let receiver = &mut nodes[r].state;
+        assert!(receiver.receive_part(parts[0].clone()).expect("txs").is_none());
+        let held = &receiver.in_flight[&(1, 1)].txs;
+        assert!(
+            held.len() == 1 && held[0].executed.is_none(),
+            "checked once, in round 0"
+        );
+        let value = receiver
+            .receive_part(parts[1].clone())
+            .expect("header")
+            .expect("a value");
+        assert_eq!(
+            (value.value, value.validity, value.round),
+            (id, Validity::Valid, Round::new(1))
+        );
     }
 
     #[test]
