@@ -89,6 +89,22 @@ struct ExecutedTxs {
     state_root: Hash,
 }
 
+/// Whether `header` is the header of txs with root `tx_root` executed at `time`.
+fn names(header: &Header, tx_root: &Hash, time: u64) -> bool {
+    header.tx_root == *tx_root && header.time == time
+}
+
+impl ReceivedTxs {
+    /// Whether these are the txs with root `tx_root` at `time`.
+    fn is(&self, tx_root: &Hash, time: u64) -> bool {
+        self.tx_root == *tx_root && self.part.time == time
+    }
+
+    fn is_named_by(&self, header: &Header) -> bool {
+        self.is(&header.tx_root, header.time)
+    }
+}
+
 /// A txs part received before its proposal was decided, with its re-execution.
 #[derive(Debug)]
 struct ReceivedTxs {
@@ -118,6 +134,19 @@ const MAX_PARTS_PER_ROUND: usize = 2;
 const MAX_ROUNDS_IN_FLIGHT: usize = 16;
 /// Most tx bytes held in unchecked txs parts (see [`ReceivedTxs::verified`]).
 const MAX_UNVERIFIED_BYTES: usize = 2 * MAX_BLOCK_BYTES;
+
+/// Whether a (height, round) already holds as many parts of a kind as a proposer sends
+/// (logged: a further one is dropped).
+fn is_full(held: usize, (height, round): (u64, u32), kind: &str) -> bool {
+    let full = held >= MAX_PARTS_PER_ROUND;
+    if full {
+        warn!(
+            height,
+            round, kind, "more proposal parts than a proposer sends; dropped"
+        );
+    }
+    full
+}
 
 /// A proposal this node is building: its txs part is signed, its header not yet.
 #[allow(missing_debug_implementations)]
@@ -578,19 +607,10 @@ impl NodeState {
             }
         }
         let held = self.in_flight.entry(key).or_default();
-        if held
-            .txs
-            .iter()
-            .any(|t| t.tx_root == tx_root && t.part.time == part.time)
-        {
+        if held.txs.iter().any(|t| t.is(&tx_root, part.time)) {
             return Ok(None);
         }
-        if held.txs.len() >= MAX_PARTS_PER_ROUND {
-            warn!(
-                height = key.0,
-                round = key.1,
-                "more txs parts than a proposer sends; dropped"
-            );
+        if is_full(held.txs.len(), key, "txs parts") {
             return Ok(None);
         }
         // Executed now if our state is at the block's parent: the work that overlaps the
@@ -599,7 +619,7 @@ impl NodeState {
         // is answered from `prepared`.
         let checked_before = self.prepared.values().any(|p| {
             let header = &p.block.header;
-            header.height == key.0 && header.tx_root == tx_root && header.time == part.time
+            header.height == key.0 && names(header, &tx_root, part.time)
         });
         let executed = if current && !checked_before {
             Some(self.execute_speculatively(&part)?)
@@ -611,7 +631,7 @@ impl NodeState {
             let at = held
                 .headers
                 .iter()
-                .position(|h| h.header.tx_root == tx_root && h.header.time == part.time);
+                .position(|h| names(&h.header, &tx_root, part.time));
             held.txs.push(ReceivedTxs {
                 part,
                 tx_root,
@@ -720,10 +740,7 @@ impl NodeState {
             }
         }
         let held = self.in_flight.entry(key).or_default();
-        let has_txs = held
-            .txs
-            .iter()
-            .any(|t| t.tx_root == part.header.tx_root && t.part.time == part.header.time);
+        let has_txs = held.txs.iter().any(|t| t.is_named_by(&part.header));
         if has_txs && self.next_height()?.0 == key.0 {
             return self.complete(key, part).map(Some);
         }
@@ -731,12 +748,7 @@ impl NodeState {
         if held.headers.iter().any(|h| h.header == part.header) {
             return Ok(None);
         }
-        if held.headers.len() >= MAX_PARTS_PER_ROUND {
-            warn!(
-                height = key.0,
-                round = key.1,
-                "more headers than a proposer sends; dropped"
-            );
+        if is_full(held.headers.len(), key, "headers") {
             return Ok(None);
         }
         held.headers.push(part);
@@ -761,11 +773,10 @@ impl NodeState {
         let Some(held) = self.in_flight.get_mut(&key) else {
             return Ok(None);
         };
-        let at = held.headers.iter().position(|h| {
-            held.txs
-                .iter()
-                .any(|t| t.tx_root == h.header.tx_root && t.part.time == h.header.time)
-        });
+        let at = held
+            .headers
+            .iter()
+            .position(|h| held.txs.iter().any(|t| t.is_named_by(&h.header)));
         let Some(at) = at else {
             return Ok(None);
         };
@@ -785,11 +796,7 @@ impl NodeState {
         let Some(held) = self.in_flight.get_mut(&key) else {
             return Err(ProposalError::MissingTxs);
         };
-        let Some(at) = held
-            .txs
-            .iter()
-            .position(|t| t.tx_root == part.header.tx_root && t.part.time == part.header.time)
-        else {
+        let Some(at) = held.txs.iter().position(|t| t.is_named_by(&part.header)) else {
             return Err(ProposalError::MissingTxs);
         };
         let received = held.txs.swap_remove(at);
@@ -1241,19 +1248,21 @@ mod tests {
         let signers: Vec<&SigningKey> = chain.validator_keys.values().collect();
         let prepared = nodes[p1].state.prepared.get(&id1).expect("prepared").clone();
         let commit = sign_commit(&prepared.block.header, 0, &signers);
+        let outcome = &prepared.outcome;
+        let commit_on = |store: &BlockStore| {
+            store
+                .commit_block(
+                    &prepared.block,
+                    &commit,
+                    &outcome.validators,
+                    &outcome.next_validators,
+                    &outcome.diff,
+                )
+                .expect("commit")
+        };
         for (i, node) in nodes.iter().enumerate() {
             if i != late {
-                let outcome = &prepared.outcome;
-                node.state
-                    .store
-                    .commit_block(
-                        &prepared.block,
-                        &commit,
-                        &outcome.validators,
-                        &outcome.next_validators,
-                        &outcome.diff,
-                    )
-                    .expect("commit");
+                commit_on(&node.state.store);
             }
         }
         let p2 = proposer_of(&nodes, 2, 0);
@@ -1266,20 +1275,8 @@ mod tests {
         assert!(receiver.receive_part(header1).expect("header 1").is_some());
         assert!(receiver.receive_part(txs2).expect("held").is_none());
         assert!(receiver.receive_part(header2).expect("held").is_none());
-        // A txs part for a height further ahead is not held.
-        assert!(receiver.in_flight.keys().all(|(h, _)| *h <= 2));
 
-        let outcome = &prepared.outcome;
-        receiver
-            .store
-            .commit_block(
-                &prepared.block,
-                &commit,
-                &outcome.validators,
-                &outcome.next_validators,
-                &outcome.diff,
-            )
-            .expect("commit");
+        commit_on(&receiver.store);
         let values = receiver
             .known_values(BlockHeight(2), Round::new(0))
             .expect("values");
