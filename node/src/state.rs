@@ -114,8 +114,9 @@ struct ReceivedTxs {
     /// yet (that height's validator set is stored with our next block): it is held
     /// unchecked, within [`MAX_UNVERIFIED_BYTES`], and checked before anything uses it.
     verified: bool,
-    /// `None` while our state is not yet at the block's parent (it runs when the header
-    /// comes); `Err` holds why the txs do not execute or the block is refused.
+    /// `None` until run: when our state reaches the block's parent (`execute_held`), or when
+    /// the header comes; also for txs of a block already checked (a restream). `Err` holds
+    /// why the txs do not execute or the block is refused.
     executed: Option<Result<ExecutedTxs, ProposalError>>,
 }
 
@@ -130,8 +131,13 @@ struct PartsInFlight {
 
 /// Most txs parts, and most headers, kept per (height, round).
 const MAX_PARTS_PER_ROUND: usize = 2;
-/// Most (height, round)s with parts in flight; more are dropped until a commit prunes.
-const MAX_ROUNDS_IN_FLIGHT: usize = 16;
+/// How many rounds past the engine's current one a part may be for: a proposer may start its
+/// round a little before this node does, never far ahead of it. Rounds the engine has left
+/// are pruned when it starts a round, so at most this window (twice: the next height and the
+/// one after) is ever in flight, however long a round-robin of failed rounds lasts.
+const MAX_ROUNDS_AHEAD: u32 = 2;
+/// Most (height, round)s with parts in flight: the window above, a backstop only.
+const MAX_ROUNDS_IN_FLIGHT: usize = 2 * (MAX_ROUNDS_AHEAD as usize + 1);
 /// Most tx bytes held in unchecked txs parts (see [`ReceivedTxs::verified`]).
 const MAX_UNVERIFIED_BYTES: usize = 2 * MAX_BLOCK_BYTES;
 
@@ -192,6 +198,8 @@ pub struct NodeState {
     pub target_block_time: Option<Duration>,
     prepared: HashMap<BlockHash, PreparedBlock>,
     in_flight: HashMap<(u64, u32), PartsInFlight>,
+    /// The (height, round) the engine last started (`known_values`).
+    round_in_play: (u64, u32),
     pub finalized: broadcast::Sender<FinalizedBlock>,
     pub metrics: NodeMetrics,
 }
@@ -244,6 +252,7 @@ impl NodeState {
             target_block_time,
             prepared: HashMap::new(),
             in_flight: HashMap::new(),
+            round_in_play: (0, 0),
             finalized,
             metrics,
         }
@@ -565,6 +574,21 @@ impl NodeState {
             debug!(height = key.0, next, "proposal part for a height not in play");
             return Ok(None);
         }
+        // Rounds the engine has left are over; a round far ahead is not in play yet.
+        let floor = if key.0 == self.round_in_play.0 {
+            self.round_in_play.1
+        } else {
+            0
+        };
+        if key.1 < floor || key.1 > floor.saturating_add(MAX_ROUNDS_AHEAD) {
+            debug!(
+                height = key.0,
+                round = key.1,
+                floor,
+                "proposal part for a round not in play"
+            );
+            return Ok(None);
+        }
         if !self.in_flight.contains_key(&key) && self.in_flight.len() >= MAX_ROUNDS_IN_FLIGHT {
             warn!(
                 height = key.0,
@@ -607,7 +631,13 @@ impl NodeState {
             }
         }
         let held = self.in_flight.entry(key).or_default();
-        if held.txs.iter().any(|t| t.is(&tx_root, part.time)) {
+        // A resend: same txs, same signature (ed25519 signs deterministically). An unchecked
+        // copy with another signature is not one, so it cannot shadow the real part.
+        if held
+            .txs
+            .iter()
+            .any(|t| t.is(&tx_root, part.time) && t.part.signature == part.signature)
+        {
             return Ok(None);
         }
         if is_full(held.txs.len(), key, "txs parts") {
@@ -626,24 +656,13 @@ impl NodeState {
         } else {
             None
         };
-        let header = {
-            let held = self.in_flight.entry(key).or_default();
-            let at = held
-                .headers
-                .iter()
-                .position(|h| names(&h.header, &tx_root, part.time));
-            held.txs.push(ReceivedTxs {
-                part,
-                tx_root,
-                verified: current,
-                executed,
-            });
-            at.map(|at| held.headers.swap_remove(at))
-        };
-        match header {
-            Some(header) => self.complete(key, header).map(Some),
-            None => Ok(None),
-        }
+        self.in_flight.entry(key).or_default().txs.push(ReceivedTxs {
+            part,
+            tx_root,
+            verified: current,
+            executed,
+        });
+        self.complete_from_held(key)
     }
 
     fn verify_txs_part(&self, part: &ProposalTxs, tx_root: &Hash) -> Result<(), ProposalError> {
@@ -738,21 +757,28 @@ impl NodeState {
                     Validity::Valid,
                 )));
             }
+            return self.complete(key, part);
+        }
+        self.hold_header(key, part);
+        Ok(None)
+    }
+
+    /// Keeps `part` until its txs come (unless it is a resend or the round holds enough).
+    fn hold_header(&mut self, key: (u64, u32), part: ProposalHeader) {
+        // The chain id is a header's only field of any length: held unchecked, it must be ours.
+        if part.header.chain_id != self.chain_id {
+            debug!(
+                height = key.0,
+                round = key.1,
+                "held header names another chain; dropped"
+            );
+            return;
         }
         let held = self.in_flight.entry(key).or_default();
-        let has_txs = held.txs.iter().any(|t| t.is_named_by(&part.header));
-        if has_txs && self.next_height()?.0 == key.0 {
-            return self.complete(key, part).map(Some);
-        }
-        let held = self.in_flight.entry(key).or_default();
-        if held.headers.iter().any(|h| h.header == part.header) {
-            return Ok(None);
-        }
-        if is_full(held.headers.len(), key, "headers") {
-            return Ok(None);
+        if held.headers.contains(&part) || is_full(held.headers.len(), key, "headers") {
+            return;
         }
         held.headers.push(part);
-        Ok(None)
     }
 
     fn verify_header_part(&self, part: &ProposalHeader, id: &BlockHash) -> Result<(), ProposalError> {
@@ -762,47 +788,66 @@ impl NodeState {
             .map_err(|_| ProposalError::BadPartSignature)
     }
 
-    /// A block whose two parts both arrived before our state reached its parent, judged now
-    /// (the engine asks for held values when it starts the round).
-    fn complete_held(
+    /// Judges a held header whose txs are held too, if there is one. A part that fails its
+    /// check is dropped and the next candidate tried, so an unchecked forgery held beside the
+    /// real part cannot cost this node the real one.
+    fn complete_from_held(
         &mut self,
-        height: BlockHeight,
-        round: Round,
+        key: (u64, u32),
     ) -> Result<Option<ProposedValue<MedCtx>>, ProposalError> {
-        let key = (height.0, round.as_u32().unwrap_or(0));
-        let Some(held) = self.in_flight.get_mut(&key) else {
-            return Ok(None);
-        };
-        let at = held
-            .headers
-            .iter()
-            .position(|h| held.txs.iter().any(|t| t.is_named_by(&h.header)));
-        let Some(at) = at else {
-            return Ok(None);
-        };
-        let header = held.headers.swap_remove(at);
-        self.complete(key, header).map(Some)
+        loop {
+            let Some(held) = self.in_flight.get_mut(&key) else {
+                return Ok(None);
+            };
+            let txs = &held.txs;
+            let Some(at) = held
+                .headers
+                .iter()
+                .position(|h| txs.iter().any(|t| t.is_named_by(&h.header)))
+            else {
+                return Ok(None);
+            };
+            let header = held.headers.swap_remove(at);
+            match self.complete(key, header) {
+                Err(ProposalError::Store(e)) => return Err(ProposalError::Store(e)),
+                Err(e) => {
+                    warn!(height = key.0, round = key.1, error = %e, "held proposal header fails its check; dropped")
+                }
+                done => return done,
+            }
+        }
     }
 
     /// Judges the block of `header` and the txs part it names (which must be held).
+    /// `Ok(None)` when no txs part that passes its check is held for it: the header is then
+    /// held until one comes.
     fn complete(
         &mut self,
         key: (u64, u32),
         part: ProposalHeader,
-    ) -> Result<ProposedValue<MedCtx>, ProposalError> {
+    ) -> Result<Option<ProposedValue<MedCtx>>, ProposalError> {
         let id = BlockHash(part.header.id());
         self.verify_header_part(&part, &id)?;
         let (height, round, proposer) = (part.height, part.round, part.proposer);
-        let Some(held) = self.in_flight.get_mut(&key) else {
-            return Err(ProposalError::MissingTxs);
+        let received = loop {
+            let candidate = self.in_flight.get_mut(&key).and_then(|held| {
+                let at = held.txs.iter().position(|t| t.is_named_by(&part.header))?;
+                Some(held.txs.swap_remove(at))
+            });
+            let Some(received) = candidate else {
+                self.hold_header(key, part);
+                return Ok(None);
+            };
+            if received.verified {
+                break received;
+            }
+            match self.verify_txs_part(&received.part, &received.tx_root) {
+                Ok(()) => break received,
+                Err(e) => {
+                    warn!(height = key.0, round = key.1, error = %e, "held txs part fails its check; dropped")
+                }
+            }
         };
-        let Some(at) = held.txs.iter().position(|t| t.is_named_by(&part.header)) else {
-            return Err(ProposalError::MissingTxs);
-        };
-        let received = held.txs.swap_remove(at);
-        if !received.verified {
-            self.verify_txs_part(&received.part, &received.tx_root)?;
-        }
         let executed = match received.executed {
             Some(executed) => executed,
             None => self.execute_speculatively(&received.part)?,
@@ -836,20 +881,27 @@ impl NodeState {
                 Validity::Invalid
             }
         };
-        Ok(proposed(height, round, proposer, id, validity))
+        Ok(Some(proposed(height, round, proposer, id, validity)))
     }
 
-    /// Values this node already holds for (height, round), for the engine's crash recovery.
+    /// The engine starts (height, round): the values this node already holds for it (a block
+    /// recorded before a restart, or one whose parts both came before our state reached its
+    /// parent). Parts of earlier rounds of the height are dropped: the engine has left them,
+    /// and a value it still wants from one is restreamed under the new round.
     pub fn known_values(
         &mut self,
         height: BlockHeight,
         round: Round,
     ) -> Result<Vec<ProposedValue<MedCtx>>, ProposalError> {
-        let Some(bytes) = self
-            .store
-            .pending_proposal_at(height.0, round.as_u32().unwrap_or(0))?
-        else {
-            return Ok(self.complete_held(height, round)?.into_iter().collect());
+        let round_u32 = round.as_u32().unwrap_or(0);
+        self.round_in_play = (height.0, round_u32);
+        self.in_flight
+            .retain(|&(h, r), _| h > height.0 || (h == height.0 && r >= round_u32));
+        let Some(bytes) = self.store.pending_proposal_at(height.0, round_u32)? else {
+            return Ok(self
+                .complete_from_held((height.0, round_u32))?
+                .into_iter()
+                .collect());
         };
         let prepared = self.check_block(height, &bytes)?;
         let id = BlockHash(prepared.block.header.id());
@@ -1273,8 +1325,25 @@ mod tests {
         let receiver = &mut nodes[late].state;
         assert!(receiver.receive_part(txs1).expect("txs 1").is_none());
         assert!(receiver.receive_part(header1).expect("header 1").is_some());
-        assert!(receiver.receive_part(txs2).expect("held").is_none());
-        assert!(receiver.receive_part(header2).expect("held").is_none());
+        // Unchecked copies with bad signatures come first; they must not shadow the real parts.
+        let ProposalPart::Txs(mut forged_txs) = txs2.clone() else {
+            unreachable!()
+        };
+        forged_txs.signature = ledger::Signature([9; 64]);
+        let ProposalPart::Header(mut forged_header) = header2.clone() else {
+            unreachable!()
+        };
+        forged_header.signature = ledger::Signature([9; 64]);
+        for part in [
+            ProposalPart::Txs(forged_txs),
+            txs2,
+            ProposalPart::Header(forged_header),
+            header2,
+        ] {
+            assert!(receiver.receive_part(part).expect("held").is_none());
+        }
+        assert_eq!(receiver.in_flight[&(2, 0)].txs.len(), 2);
+        assert_eq!(receiver.in_flight[&(2, 0)].headers.len(), 2);
 
         commit_on(&receiver.store);
         let values = receiver
@@ -1282,5 +1351,45 @@ mod tests {
             .expect("values");
         assert_eq!(values.len(), 1);
         assert_eq!((values[0].value, values[0].validity), (id2, Validity::Valid));
+    }
+
+    #[test]
+    fn a_long_run_of_failed_rounds_never_blocks_the_current_one() {
+        let chain = TestChain::new(4);
+        let nodes = validators(&chain);
+        let receiver = 0;
+        let no_txs: Vec<Vec<u8>> = Vec::new();
+        let tx_root = ledger::merkle::tx_root(&no_txs);
+        let part_for = |round: u32| {
+            let q = proposer_of(&nodes, 1, round);
+            nodes[q].state.sign_txs_part(
+                BlockHeight(1),
+                Round::new(round),
+                now_ms(),
+                &tx_root,
+                no_txs.clone(),
+            )
+        };
+        let parts: Vec<ProposalPart> = (0..40).map(part_for).collect();
+        let (ahead, behind) = (part_for(39 + MAX_ROUNDS_AHEAD + 1), part_for(30));
+        let mut nodes = nodes;
+        let state = &mut nodes[receiver].state;
+        for round in 0..40u32 {
+            state
+                .known_values(BlockHeight(1), Round::new(round))
+                .expect("start round");
+            state.receive_part(parts[round as usize].clone()).expect("txs");
+            assert!(
+                state.in_flight.contains_key(&(1, round)),
+                "round {round}'s part is held"
+            );
+            assert!(state.in_flight.len() <= MAX_ROUNDS_IN_FLIGHT);
+        }
+        // Far ahead of the engine's round, or behind it: not in play, not held.
+        let held = state.in_flight.len();
+        for part in [ahead, behind] {
+            assert!(state.receive_part(part).expect("ignored").is_none());
+        }
+        assert_eq!(state.in_flight.len(), held);
     }
 }
