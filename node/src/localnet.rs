@@ -75,6 +75,9 @@ pub fn create_with_accounts(
     let rpc: Vec<String> = (0..total)
         .map(|i| format!("127.0.0.1:{}", base_port + 100 + i as u16))
         .collect();
+    // Validators sharing this machine's cores: early re-execution would only compete with
+    // the proposer (see `NodeConfig::execute_proposals_early`).
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut keys = Vec::new();
     for i in 0..total {
         let home = home(dir, i);
@@ -95,6 +98,7 @@ pub fn create_with_accounts(
             .filter(|(j, _)| *j != i)
             .map(|(_, a)| a.clone())
             .collect();
+        config.execute_proposals_early = validators <= cores;
         home.save_config(&config)?;
         keys.push(home.init_key()?);
     }

@@ -325,7 +325,8 @@ pub async fn start(
         timeouts(config.propose_timeout_ms),
         target,
         metrics.clone(),
-    );
+    )
+    .with_early_execution(config.execute_proposals_early);
     let finalized = state.finalized.clone();
     let consensus_task = tokio::spawn(app::run(state, channels));
     info!(moniker = %config.moniker, chain = %genesis.chain_id, address = %address, "node started");

@@ -200,6 +200,8 @@ pub struct NodeState {
     in_flight: HashMap<(u64, u32), PartsInFlight>,
     /// The (height, round) the engine last started (`known_values`).
     round_in_play: (u64, u32),
+    /// Whether txs parts are executed on arrival (see `NodeConfig::execute_proposals_early`).
+    execute_early: bool,
     pub finalized: broadcast::Sender<FinalizedBlock>,
     pub metrics: NodeMetrics,
 }
@@ -253,9 +255,17 @@ impl NodeState {
             prepared: HashMap::new(),
             in_flight: HashMap::new(),
             round_in_play: (0, 0),
+            execute_early: true,
             finalized,
             metrics,
         }
+    }
+
+    /// Whether a proposal's txs are re-executed on arrival (the default) or once its header
+    /// is there too.
+    pub fn with_early_execution(mut self, early: bool) -> Self {
+        self.execute_early = early;
+        self
     }
 
     /// The height consensus should start at: one above the last committed block.
@@ -651,7 +661,7 @@ impl NodeState {
             let header = &p.block.header;
             header.height == key.0 && names(header, &tx_root, part.time)
         });
-        let executed = if current && !checked_before {
+        let executed = if current && !checked_before && self.execute_early {
             Some(self.execute_speculatively(&part)?)
         } else {
             None
@@ -684,6 +694,9 @@ impl NodeState {
     /// After a commit: checks and executes the txs parts held for the new next height, so
     /// that work still overlaps the proposer's. A part that fails its check is dropped.
     fn execute_held(&mut self, height: u64) -> Result<(), ProposalError> {
+        if !self.execute_early {
+            return Ok(());
+        }
         let keys: Vec<_> = self
             .in_flight
             .keys()
@@ -1391,5 +1404,23 @@ mod tests {
             assert!(state.receive_part(part).expect("ignored").is_none());
         }
         assert_eq!(state.in_flight.len(), held);
+    }
+
+    #[test]
+    fn without_early_execution_the_header_triggers_the_check() {
+        let mut chain = TestChain::new(4);
+        let mut nodes = validators(&chain);
+        let p = proposer_of(&nodes, 1, 0);
+        let (id, txs, header) = propose(&mut nodes, p, 1, &mut chain.treasury);
+        let receiver = (p + 1) % nodes.len();
+        let Validator { state, _dir } = nodes.swap_remove(receiver);
+        let mut state = state.with_early_execution(false);
+        assert!(state.receive_part(txs).expect("txs").is_none());
+        assert!(
+            state.in_flight[&(1, 0)].txs[0].executed.is_none(),
+            "not executed yet"
+        );
+        let value = state.receive_part(header).expect("header").expect("a value");
+        assert_eq!((value.value, value.validity), (id, Validity::Valid));
     }
 }
