@@ -608,14 +608,16 @@ impl NodeState {
             return Ok(None);
         }
         match part {
-            ProposalPart::Txs(txs) => self.receive_txs(key, txs),
-            ProposalPart::Header(header) => self.receive_header(key, header),
+            ProposalPart::Txs(txs) => self.receive_txs(key, key.0 == next, txs),
+            ProposalPart::Header(header) => self.receive_header(key, key.0 == next, header),
         }
     }
 
+    /// `current`: the part is for our next height (else for the one after it).
     fn receive_txs(
         &mut self,
         key: (u64, u32),
+        current: bool,
         part: ProposalTxs,
     ) -> Result<Option<ProposedValue<MedCtx>>, ProposalError> {
         if part.txs.len() > ledger::exec::MAX_BLOCK_TXS {
@@ -625,7 +627,6 @@ impl NodeState {
             }));
         }
         let tx_root = ledger::merkle::tx_root(&part.txs);
-        let current = self.next_height()?.0 == key.0;
         if current {
             self.verify_txs_part(&part, &tx_root)?;
         } else {
@@ -754,14 +755,15 @@ impl NodeState {
     fn receive_header(
         &mut self,
         key: (u64, u32),
+        current: bool,
         part: ProposalHeader,
     ) -> Result<Option<ProposedValue<MedCtx>>, ProposalError> {
         let id = BlockHash(part.header.id());
         // A header for the height after our next one is held unchecked (its validator set is
         // not stored yet, see `ReceivedTxs::verified`); `complete` checks every header.
-        if self.next_height()?.0 == key.0 {
-            self.verify_header_part(&part, &id)?;
+        if current {
             if self.prepared.contains_key(&id) {
+                self.verify_header_part(&part, &id)?;
                 return Ok(Some(proposed(
                     part.height,
                     part.round,
