@@ -386,7 +386,15 @@ impl Mempool {
     /// A nonce moves only with its signer's own txs, so only the block's signers' nonces are
     /// read (reading every pooled signer's was ~3 % of a loaded validator's CPU). Were a
     /// commit ever to go by without this call, the recheck would still evict the stale txs.
-    pub fn remove_committed(&mut self, state: &dyn StateRead, committed: &[Vec<u8>], next: &BlockContext) {
+    /// `hashes` are the SHA-256 of `committed`, in the same order (the store hashed them once
+    /// for the commit).
+    pub fn remove_committed(
+        &mut self,
+        state: &dyn StateRead,
+        committed: &[Vec<u8>],
+        hashes: &[Hash],
+        next: &BlockContext,
+    ) {
         self.commits += 1;
         let oldest_kept = self.commits.saturating_sub(self.config.ttl_blocks);
         let Mempool {
@@ -396,8 +404,9 @@ impl Mempool {
             ..
         } = self;
         let mut moved: HashSet<PublicKey> = HashSet::with_capacity(committed.len());
-        for tx_bytes in committed {
-            match by_hash.remove(&sha256(tx_bytes)) {
+        debug_assert_eq!(committed.len(), hashes.len(), "one hash per committed tx");
+        for (tx_bytes, hash) in committed.iter().zip(hashes) {
+            match by_hash.remove(hash) {
                 Some((signer, nonce)) => {
                     if let Some(queue) = queues.get_mut(&signer) {
                         if let Some(entry) = queue.remove(&nonce) {
@@ -586,13 +595,17 @@ mod tests {
         (tx.body.signer, tx.body.nonce)
     }
 
+    fn hashes(txs: &[Vec<u8>]) -> Vec<Hash> {
+        txs.iter().map(|tx| sha256(tx)).collect()
+    }
+
     /// Checks the reaped txs are exactly what `apply_block` accepts, then commits them.
     fn commit(chain: &mut TestChain, pool: &mut Mempool, txs: &[Vec<u8>], reaped: &BlockOutcome) {
         let outcome = apply_block(&chain.state, &chain.ctx(), txs).expect("reaped block applies");
         // The proposer commits the outcome its reap built: it must be the validators' own.
         assert_eq!(&outcome, reaped);
         chain.block_of_bytes(txs).expect("reaped block commits");
-        pool.remove_committed(&chain.state, txs, &chain.ctx());
+        pool.remove_committed(&chain.state, txs, &hashes(txs), &chain.ctx());
         pool.assert_consistent();
     }
 
@@ -882,7 +895,7 @@ mod tests {
         // The pool keeps the overdraw: a later block may find the funds.
         assert_eq!(pool.len(), 2);
         chain.fund(a, 1_000);
-        pool.remove_committed(&chain.state, &[], &chain.ctx());
+        pool.remove_committed(&chain.state, &[], &[], &chain.ctx());
         let (txs, outcome) = pool.reap(&chain.state, &chain.ctx(), 100, usize::MAX).unwrap();
         assert_eq!(txs, vec![a_overdraw, a_after]);
         commit(&mut chain, &mut pool, &txs, &outcome);
@@ -907,7 +920,7 @@ mod tests {
         assert!(pool.contains(&overdraw_hash));
         // One empty block later it has missed one and fails on the new state: evicted.
         chain.block(&[]).unwrap();
-        pool.remove_committed(&chain.state, &[], &chain.ctx());
+        pool.remove_committed(&chain.state, &[], &[], &chain.ctx());
         pool.assert_consistent();
         assert!(!pool.contains(&overdraw_hash));
         assert!(matches!(
@@ -969,7 +982,7 @@ mod tests {
         let b_other = pay_at(&chain, &actors[1], 1, 2);
         let block = vec![a_txs[0].clone(), a_txs[1].clone(), b_other];
         chain.block_of_bytes(&block).unwrap();
-        pool.remove_committed(&chain.state, &block, &chain.ctx());
+        pool.remove_committed(&chain.state, &block, &hashes(&block), &chain.ctx());
         pool.assert_consistent();
         let hash = |bytes: &Vec<u8>| Tx::from_bytes(bytes).unwrap().hash();
         assert!(!pool.contains(&hash(&a_txs[0])) && !pool.contains(&hash(&a_txs[1])));
@@ -1080,11 +1093,11 @@ mod tests {
         pool.insert(&chain.state, gapped.to_bytes()).unwrap();
         for _ in 0..3 {
             chain.block(&[]).unwrap();
-            pool.remove_committed(&chain.state, &[], &chain.ctx());
+            pool.remove_committed(&chain.state, &[], &[], &chain.ctx());
             assert_eq!(pool.len(), 1);
         }
         chain.block(&[]).unwrap();
-        pool.remove_committed(&chain.state, &[], &chain.ctx());
+        pool.remove_committed(&chain.state, &[], &[], &chain.ctx());
         assert!(pool.is_empty());
         assert_eq!(pool.bytes(), 0);
     }

@@ -995,7 +995,7 @@ impl NodeState {
         let stored = started.elapsed();
         let state = self.store.state_snapshot()?;
         if let Ok(mut pool) = self.mempool.lock() {
-            pool.remove_committed(&state, &prepared.block.txs, &next);
+            pool.remove_committed(&state, &prepared.block.txs, &committed.tx_hashes, &next);
             self.metrics.mempool_size.set(pool.len() as i64);
         }
         drop(state);
@@ -1007,12 +1007,6 @@ impl NodeState {
         self.metrics.height.set(height.0 as i64);
         self.metrics.round.set(cert.round.as_i64());
         self.metrics.txs.inc_by(prepared.block.txs.len() as u64);
-        let tx_hashes = prepared
-            .block
-            .txs
-            .iter()
-            .map(|t| ledger::crypto::sha256(t))
-            .collect();
         info!(
             height = height.0,
             txs = prepared.block.txs.len(),
@@ -1025,7 +1019,7 @@ impl NodeState {
         let _ = self.finalized.send(FinalizedBlock {
             header: prepared.block.header.clone(),
             commit,
-            tx_hashes,
+            tx_hashes: committed.tx_hashes,
         });
         Ok(())
     }

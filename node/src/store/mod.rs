@@ -584,27 +584,46 @@ impl Unflushed {
         self.txs[tx_range(tx_hash, self.txs.len())].get(tx_hash).copied()
     }
 
-    /// Indexes the txs of the block at `height`. A tx is valid once (nonces), so a hash
-    /// already indexed (here or in `index`) can only be a duplicate in the same block: the
-    /// first inclusion is kept.
+    /// Indexes the txs of the block at `height`, given their hashes. `index` is the stored
+    /// index, consulted only when reading diffs back at open (their blocks' txs may be in
+    /// it already); a commit passes `None`: a tx is valid once (nonces), so a block's tx
+    /// cannot have been indexed before, and looking each one up was a B-tree descent per tx.
+    /// A hash already indexed here keeps its first height.
     fn add_block_txs(
         &mut self,
-        txs: &[Vec<u8>],
+        tx_hashes: &[Hash],
         height: u64,
-        index: &impl ReadableTable<&'static [u8; 32], u64>,
+        index: Option<&dyn ReadableTableTxIndex>,
     ) -> Result<(), StoreError> {
-        for tx in txs {
-            let tx_hash = sha256(tx).0;
-            if self.tx_height(&tx_hash).is_none() && index.get(&tx_hash)?.is_none() {
-                let range = tx_range(&tx_hash, self.txs.len());
-                self.txs[range].insert(tx_hash, height);
+        for Hash(tx_hash) in tx_hashes {
+            if self.tx_height(tx_hash).is_some() {
+                continue;
             }
+            if let Some(index) = index {
+                if index.indexed(tx_hash)? {
+                    continue;
+                }
+            }
+            let range = tx_range(tx_hash, self.txs.len());
+            self.txs[range].insert(*tx_hash, height);
         }
         Ok(())
     }
 
     fn keys(&self) -> usize {
         self.state.iter().map(PersistentMap::len).sum()
+    }
+}
+
+/// The stored tx index as [`Unflushed::add_block_txs`] reads it (a read or a write
+/// transaction's table).
+trait ReadableTableTxIndex {
+    fn indexed(&self, tx_hash: &[u8; 32]) -> Result<bool, StoreError>;
+}
+
+impl<T: ReadableTable<&'static [u8; 32], u64>> ReadableTableTxIndex for T {
+    fn indexed(&self, tx_hash: &[u8; 32]) -> Result<bool, StoreError> {
+        Ok(self.get(tx_hash)?.is_some())
     }
 }
 
@@ -670,7 +689,8 @@ fn load_unflushed(db: &Database, ranges: u64) -> Result<Option<Unflushed>, Store
             return Err(corrupt(names::BLOCKS, height));
         };
         let block: Block = decode_stored(block.value(), names::BLOCKS, height)?;
-        view.add_block_txs(&block.txs, height, &index)?;
+        let tx_hashes: Vec<Hash> = block.txs.iter().map(|tx| sha256(tx)).collect();
+        view.add_block_txs(&tx_hashes, height, Some(&index))?;
     }
     if expected.is_some_and(|e| e != last + 1) {
         return Err(corrupt(names::STATE_DIFFS, last));
@@ -701,10 +721,13 @@ type LeavesRead = std::collections::HashMap<KeyHash, NodeKey, ahash::RandomState
 
 /// What [`BlockStore::commit_block`] did: the new state root, and where its time went (the
 /// node exports both as metrics: under load a commit is a large part of each height).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Committed {
     /// The state root after the block (= its header's `state_root`).
     pub root: Hash,
+    /// SHA-256 of each of the block's txs, in block order (hashed once per commit, for the
+    /// tx index, the mempool and subscribers).
+    pub tx_hashes: Vec<Hash>,
     /// Building the write transaction: the tree update unless already prepared, the JMT
     /// nodes, block, commit, sets, diff and the flushed key range.
     pub write: Duration,
@@ -1042,6 +1065,7 @@ impl BlockStore {
         let base = self.unflushed_at(last).ok_or(StoreError::Db(format!(
             "no unflushed state view for the last committed height {last}"
         )))?;
+        let tx_hashes: Vec<Hash> = block.txs.iter().map(|tx| sha256(tx)).collect();
         let mut next = Unflushed::clone(&base);
         next.height = height;
         for (key, value) in diff {
@@ -1054,8 +1078,7 @@ impl BlockStore {
             let mut sets = txn.open_table(VALIDATORS)?;
             sets.insert(height, encode(validators).as_slice())?;
             sets.insert(height + 1, encode(next_validators).as_slice())?;
-            let index = txn.open_table(TX_INDEX)?;
-            next.add_block_txs(&block.txs, height, &index)?;
+            next.add_block_txs(&tx_hashes, height, None)?;
             txn.open_table(META)?
                 .insert(META_LAST_HEIGHT, height.to_be_bytes().as_slice())?;
         }
@@ -1088,6 +1111,7 @@ impl BlockStore {
         tracing::debug!(height, root = %root, txs = block.txs.len(), "block committed");
         Ok(Committed {
             root,
+            tx_hashes,
             write: written - started,
             sync: synced - written,
         })
