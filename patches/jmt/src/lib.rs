@@ -109,6 +109,10 @@ pub use types::Version;
 /// to the backing storage recording the tree's internal data.
 pub mod storage {
     pub use node_type::{LeafNode, Node, NodeKey};
+    // Medledger patch: exported so a store can decode its own compact internal nodes
+    // without a detour through borsh.
+    pub use node_type::{Child, Children, InternalNode, NodeType};
+    pub use types::nibble::Nibble;
     pub use reader::HasPreimage;
     pub use reader::TreeReader;
     pub use types::nibble::nibble_path::NibblePath;
