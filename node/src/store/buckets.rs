@@ -33,18 +33,19 @@ pub(super) fn bucket_key(version: Version, nibbles: &[u8]) -> BucketKey {
     key
 }
 
-/// A bucket's content before encoding: (path nibbles, one per byte; stored node).
+/// A bucket's content as (path nibbles, one per byte; stored node), for tests.
+#[cfg(test)]
 pub(super) type BucketEntries = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// A path as stored: nibble count, then the nibbles two per byte.
 #[derive(Clone, Copy, PartialEq, Eq)]
-struct PackedPath {
+pub(super) struct PackedPath {
     len: u8,
     bytes: [u8; 32],
 }
 
 impl PackedPath {
-    fn new(nibbles: &[u8]) -> Option<Self> {
+    pub(super) fn new(nibbles: &[u8]) -> Option<Self> {
         if nibbles.len() > 64 {
             return None;
         }
@@ -65,44 +66,59 @@ impl PackedPath {
     fn cmp_stored(&self, len: u8, packed: &[u8]) -> Ordering {
         self.len.cmp(&len).then_with(|| self.packed().cmp(packed))
     }
+
+    /// The order entries are stored (and searched) in: nibble count, then nibbles.
+    pub(super) fn cmp_path(&self, other: &PackedPath) -> Ordering {
+        self.cmp_stored(other.len, other.packed())
+    }
 }
 
 /// Builds a bucket from `(path nibbles, stored node)` entries, putting them in path order
 /// first (a node batch yields them in that order already; sorting a handful keeps it from
 /// being an assumption). `None` if a path is given twice or the bucket is too large for the
-/// format (over 4 GiB): a caller bug, never input.
+/// format (over 4 GiB): a caller bug, never input. For tests; commits build buckets with
+/// [`encode_sorted_bucket`].
+#[cfg(test)]
 pub(super) fn encode_bucket(entries: &mut BucketEntries) -> Option<Vec<u8>> {
     // The order `PackedPath::cmp_stored` searches by: nibble count, then nibbles.
     entries.sort_by(|a, b| (a.0.len(), &a.0).cmp(&(b.0.len(), &b.0)));
+    let packed: Vec<(PackedPath, &[u8])> = entries
+        .iter()
+        .map(|(path, node)| Some((PackedPath::new(path)?, &node[..])))
+        .collect::<Option<_>>()?;
+    encode_sorted_bucket(&packed)
+}
+
+/// Builds a bucket from entries already in path order ([`PackedPath::cmp_path`]); `None` if
+/// they are not strictly in that order (a path given twice) or the bucket is too large for
+/// the format (over 4 GiB): a caller bug, never input.
+pub(super) fn encode_sorted_bucket(entries: &[(PackedPath, &[u8])]) -> Option<Vec<u8>> {
     let body: usize = entries
         .iter()
-        .map(|(p, n)| 1 + p.len().div_ceil(2) + n.len())
+        .map(|(path, node)| 1 + path.packed().len() + node.len())
         .sum();
     let count = u32::try_from(entries.len()).ok()?;
     let mut out = Vec::with_capacity(4 + 4 * entries.len() + body);
     out.extend_from_slice(&count.to_le_bytes());
     let mut end = 0usize;
-    for (path, node) in entries.iter() {
-        end += 1 + path.len().div_ceil(2) + node.len();
+    for (path, node) in entries {
+        end += 1 + path.packed().len() + node.len();
         out.extend_from_slice(&u32::try_from(end).ok()?.to_le_bytes());
     }
-    let mut previous: Option<PackedPath> = None;
-    for (path, node) in entries.iter() {
-        let packed = PackedPath::new(path)?;
-        if let Some(previous) = previous {
-            if previous.cmp_stored(packed.len, packed.packed()) != Ordering::Less {
-                return None;
-            }
+    let mut previous: Option<&PackedPath> = None;
+    for (path, node) in entries {
+        if previous.is_some_and(|previous| previous.cmp_path(path) != Ordering::Less) {
+            return None;
         }
-        previous = Some(packed);
-        out.push(packed.len);
-        out.extend_from_slice(packed.packed());
+        previous = Some(path);
+        out.push(path.len);
+        out.extend_from_slice(path.packed());
         out.extend_from_slice(node);
     }
     Some(out)
 }
 
-/// The bucket does not have the layout [`encode_bucket`] writes.
+/// The bucket does not have the layout [`encode_sorted_bucket`] writes.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) struct MalformedBucket;
 

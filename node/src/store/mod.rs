@@ -116,6 +116,7 @@ use redb::{Database, ReadOnlyTable, ReadableDatabase, ReadableTable, TableDefini
 use sha2::Sha256;
 use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -123,7 +124,7 @@ use std::time::{Duration, Instant};
 mod buckets;
 mod tree_codec;
 mod upper_nodes;
-use tree_codec::{decode_node, encode_leaf, encode_node};
+use tree_codec::{decode_node, encode_leaf_into, encode_node_into};
 use upper_nodes::{UpperNodes, UpperPath};
 
 /// Table names, also used in [`StoreError::Corrupt`].
@@ -421,9 +422,13 @@ fn write_node_batch(
     leaves_read: &LeavesRead,
 ) -> Result<Vec<(Version, UpperPath, Vec<u8>)>, StoreError> {
     let mut upper = Vec::new();
-    let mut grouped: std::collections::BTreeMap<buckets::BucketKey, buckets::BucketEntries> =
-        Default::default();
-    for (key, node) in batch.nodes() {
+    // Every node's stored bytes go into one buffer, and the nodes are grouped by sorting one
+    // vector: a map of per-bucket vectors of per-node vectors was a few allocations per node.
+    let nodes = batch.nodes();
+    let mut stored: Vec<u8> = Vec::with_capacity(nodes.len() * 112);
+    let mut entries: Vec<(buckets::BucketKey, buckets::PackedPath, Range<usize>)> =
+        Vec::with_capacity(nodes.len());
+    for (key, node) in nodes {
         if key.version() < before.buckets_from {
             return Err(StoreError::Db(format!(
                 "a tree update wrote version {} below the bucketed versions ({}..)",
@@ -431,17 +436,21 @@ fn write_node_batch(
                 before.buckets_from
             )));
         }
-        let nibbles: Vec<u8> = key.nibble_path().nibbles().map(u8::from).collect();
-        let upper_path = UpperPath::of_nibbles(&nibbles);
-        let bucket = grouped
-            .entry(buckets::bucket_key(key.version(), &nibbles))
-            .or_default();
+        let mut path = [0u8; 64];
+        let nibbles = nibbles_of(key, &mut path);
+        let packed = buckets::PackedPath::new(nibbles)
+            .ok_or_else(|| corrupt(names::JMT_NODES, hex::encode(encode(key))))?;
+        let start = stored.len();
         let Node::Leaf(leaf) = node else {
-            let stored = encode_node(node);
-            if let (Node::Internal(_), Some(path)) = (node, upper_path) {
-                upper.push((key.version(), path, stored.clone()));
+            encode_node_into(&mut stored, node);
+            if let (Node::Internal(_), Some(path)) = (node, UpperPath::of_nibbles(nibbles)) {
+                upper.push((key.version(), path, stored[start..].to_vec()));
             }
-            bucket.push((nibbles, stored));
+            entries.push((
+                buckets::bucket_key(key.version(), nibbles),
+                packed,
+                start..stored.len(),
+            ));
             continue;
         };
         let (version, key_hash) = (key.version(), leaf.key_hash());
@@ -463,11 +472,21 @@ fn write_node_batch(
                 &moved
             }
         };
-        bucket.push((nibbles, encode_leaf(leaf, value)));
+        encode_leaf_into(&mut stored, leaf, value);
+        entries.push((buckets::bucket_key(version, nibbles), packed, start..stored.len()));
     }
+    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp_path(&b.1)));
     let mut table = txn.open_table(JMT_BUCKETS)?;
-    for (key, entries) in &mut grouped {
-        let bytes = buckets::encode_bucket(entries).ok_or_else(|| {
+    let mut bucket: Vec<(buckets::PackedPath, &[u8])> = Vec::new();
+    for group in entries.chunk_by(|a, b| a.0 == b.0) {
+        bucket.clear();
+        bucket.extend(
+            group
+                .iter()
+                .map(|(_, path, range)| (*path, &stored[range.clone()])),
+        );
+        let key = &group[0].0;
+        let bytes = buckets::encode_sorted_bucket(&bucket).ok_or_else(|| {
             StoreError::Db(format!("JMT node bucket {} holds a path twice", hex::encode(key)))
         })?;
         table.insert(key, bytes.as_slice())?;

@@ -26,7 +26,6 @@
 //! property test checks the round trip against `jmt`'s own encoding.
 
 use jmt::storage::{Child, Children, InternalNode, LeafNode, Nibble, Node, NodeType};
-use ledger::codec::encode;
 
 /// First byte of a compact internal node (borsh's `Node` tags are 0, 1 and 2).
 const COMPACT_INTERNAL: u8 = 3;
@@ -57,43 +56,59 @@ pub enum NodeDecodeError {
     Borsh(String),
 }
 
-/// The stored bytes of a leaf node and its value.
-pub fn encode_leaf(leaf: &LeafNode, value: &[u8]) -> Vec<u8> {
-    let node = Node::Leaf(leaf.clone());
-    let mut out = Vec::with_capacity(LEAF_HEADER + value.len());
-    out.extend_from_slice(&encode(&node));
-    debug_assert_eq!(out.len(), LEAF_HEADER);
-    out[0] = LEAF_WITH_VALUE;
+/// Appends the stored bytes of a leaf node and its value to `out` (a commit writes all of a
+/// block's nodes into one buffer).
+pub fn encode_leaf_into(out: &mut Vec<u8>, leaf: &LeafNode, value: &[u8]) {
+    let start = out.len();
+    // borsh's `Node::Leaf` (tag, key hash, value hash) with the tag replaced.
+    borsh::to_writer(&mut *out, &Node::Leaf(leaf.clone())).expect("writing to a Vec cannot fail");
+    debug_assert_eq!(out.len() - start, LEAF_HEADER);
+    out[start] = LEAF_WITH_VALUE;
     out.extend_from_slice(value);
-    out
 }
 
-/// The stored bytes of an internal or null node (leaves: [`encode_leaf`]).
-pub fn encode_node(node: &Node) -> Vec<u8> {
+/// Appends the stored bytes of an internal or null node to `out` (leaves:
+/// [`encode_leaf_into`]).
+pub fn encode_node_into(out: &mut Vec<u8>, node: &Node) {
     let Node::Internal(internal) = node else {
-        return encode(node);
+        borsh::to_writer(&mut *out, node).expect("writing to a Vec cannot fail");
+        return;
     };
     let mut present = 0u16;
     let mut leaves = 0u16;
-    let mut out = Vec::with_capacity(5 + internal.children_sorted().count() * 38);
+    let start = out.len();
+    out.reserve(5 + internal.children_sorted().count() * 38);
     out.extend_from_slice(&[COMPACT_INTERNAL, 0, 0, 0, 0]);
     for (nibble, child) in internal.children_sorted() {
         let bit = 1u16 << u8::from(nibble);
         present |= bit;
         out.extend_from_slice(&child.hash);
-        put_varint(&mut out, child.version);
+        put_varint(out, child.version);
         if child.is_leaf() {
             leaves |= bit;
         } else {
-            put_varint(&mut out, child.leaf_count() as u64);
+            put_varint(out, child.leaf_count() as u64);
         }
     }
-    out[1..3].copy_from_slice(&present.to_le_bytes());
-    out[3..5].copy_from_slice(&leaves.to_le_bytes());
+    out[start + 1..start + 3].copy_from_slice(&present.to_le_bytes());
+    out[start + 3..start + 5].copy_from_slice(&leaves.to_le_bytes());
+}
+
+#[cfg(test)]
+pub fn encode_leaf(leaf: &LeafNode, value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_leaf_into(&mut out, leaf, value);
     out
 }
 
-/// Decodes bytes [`encode_node`] or [`encode_leaf`] (or `jmt`'s borsh encoding) wrote; a
+#[cfg(test)]
+pub fn encode_node(node: &Node) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_node_into(&mut out, node);
+    out
+}
+
+/// Decodes bytes [`encode_node_into`] or [`encode_leaf_into`] (or `jmt`'s borsh encoding) wrote; a
 /// leaf's value is left out (see [`leaf_value`]).
 pub fn decode_node(bytes: &[u8]) -> Result<Node, NodeDecodeError> {
     match bytes.first() {
@@ -125,7 +140,7 @@ pub fn leaf_value(bytes: &[u8]) -> Option<&[u8]> {
     }
 }
 
-/// A compact internal node ([`encode_node`]), built directly: node reads are on the path of
+/// A compact internal node ([`encode_node_into`]), built directly: node reads are on the path of
 /// every tree update, and going through `jmt`'s borsh form (re-encoding the node first) was
 /// ~1.5 % of a loaded validator's CPU. Refuses what `InternalNode::new` would panic on.
 fn decode_internal(bytes: &[u8]) -> Result<InternalNode, NodeDecodeError> {
@@ -259,16 +274,23 @@ mod tests {
         fn every_node_round_trips_and_internal_nodes_shrink(
             keys in proptest::collection::vec((any::<[u8; 32]>(), any::<u8>()), 1..120),
         ) {
+            // A commit appends every node to one buffer: the same bytes as one by one.
+            let (mut one_buffer, mut one_by_one) = (Vec::new(), Vec::new());
             for node in tree_nodes(&keys) {
                 let stored = match &node {
                     Node::Leaf(leaf) => {
                         let value = leaf.key_hash().0[..3].to_vec();
                         let stored = encode_leaf(leaf, &value);
                         prop_assert_eq!(leaf_value(&stored), Some(&value[..]));
+                        encode_leaf_into(&mut one_buffer, leaf, &value);
                         stored
                     }
-                    _ => encode_node(&node),
+                    _ => {
+                        encode_node_into(&mut one_buffer, &node);
+                        encode_node(&node)
+                    }
                 };
+                one_by_one.extend_from_slice(&stored);
                 prop_assert_eq!(decode_node(&stored).unwrap(), node.clone());
                 let borsh = borsh::to_vec(&node).unwrap();
                 // Files written before the compact form still read.
@@ -277,6 +299,7 @@ mod tests {
                     prop_assert!(stored.len() < borsh.len());
                 }
             }
+            prop_assert_eq!(one_buffer, one_by_one);
         }
 
         #[test]
