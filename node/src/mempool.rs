@@ -404,7 +404,8 @@ impl Mempool {
             ..
         } = self;
         let mut moved: HashSet<PublicKey> = HashSet::with_capacity(committed.len());
-        debug_assert_eq!(committed.len(), hashes.len(), "one hash per committed tx");
+        // A short `hashes` would make the zip below skip txs silently.
+        assert_eq!(committed.len(), hashes.len(), "one hash per committed tx");
         for (tx_bytes, hash) in committed.iter().zip(hashes) {
             match by_hash.remove(hash) {
                 Some((signer, nonce)) => {

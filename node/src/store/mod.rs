@@ -436,6 +436,11 @@ fn write_node_batch(
                 before.buckets_from
             )));
         }
+        // `nibbles_of` stops at 64 nibbles (a key hash's); `jmt` never makes a longer path,
+        // and one must not be stored cut short.
+        if key.nibble_path().num_nibbles() > 64 {
+            return Err(corrupt(names::JMT_NODES, hex::encode(encode(key))));
+        }
         let mut path = [0u8; 64];
         let nibbles = nibbles_of(key, &mut path);
         let packed = buckets::PackedPath::new(nibbles)
@@ -605,21 +610,24 @@ impl Unflushed {
 
     /// Indexes the txs of the block at `height`, given their hashes. `index` is the stored
     /// index, consulted only when reading diffs back at open (their blocks' txs may be in
-    /// it already); a commit passes `None`: a tx is valid once (nonces), so a block's tx
-    /// cannot have been indexed before, and looking each one up was a B-tree descent per tx.
-    /// A hash already indexed here keeps its first height.
+    /// it already); a commit passes `None`: a tx is valid once (every tx moves its signer's
+    /// nonce, and a block with a failing tx is invalid), so a block's tx cannot have been
+    /// indexed before, and looking each one up was a B-tree descent per tx. A hash already
+    /// indexed here keeps its first height. (Were a tx ever committed twice, a commit would
+    /// index it at the later height and a reopen at the earlier one: the two paths agree
+    /// only because of that invariant.)
     fn add_block_txs(
         &mut self,
         tx_hashes: &[Hash],
         height: u64,
-        index: Option<&dyn ReadableTableTxIndex>,
+        index: Option<&ReadOnlyTable<&'static [u8; 32], u64>>,
     ) -> Result<(), StoreError> {
         for Hash(tx_hash) in tx_hashes {
             if self.tx_height(tx_hash).is_some() {
                 continue;
             }
             if let Some(index) = index {
-                if index.indexed(tx_hash)? {
+                if index.get(tx_hash)?.is_some() {
                     continue;
                 }
             }
@@ -631,18 +639,6 @@ impl Unflushed {
 
     fn keys(&self) -> usize {
         self.state.iter().map(PersistentMap::len).sum()
-    }
-}
-
-/// The stored tx index as [`Unflushed::add_block_txs`] reads it (a read or a write
-/// transaction's table).
-trait ReadableTableTxIndex {
-    fn indexed(&self, tx_hash: &[u8; 32]) -> Result<bool, StoreError>;
-}
-
-impl<T: ReadableTable<&'static [u8; 32], u64>> ReadableTableTxIndex for T {
-    fn indexed(&self, tx_hash: &[u8; 32]) -> Result<bool, StoreError> {
-        Ok(self.get(tx_hash)?.is_some())
     }
 }
 
@@ -2617,6 +2613,27 @@ mod tests {
                     drop(before);
                     txn.commit().unwrap();
                     upper.offer_committed(&written);
+                    // The version's buckets hold exactly the batch's nodes, each once, under its
+                    // own prefix and in the order `encode_bucket` (and `find_node`) use.
+                    let mut expected: std::collections::HashMap<Vec<u8>, Node> = batch
+                        .nodes()
+                        .iter()
+                        .map(|(key, node)| (key.nibble_path().nibbles().map(u8::from).collect(), node.clone()))
+                        .collect();
+                    let read = db.begin_read().unwrap();
+                    let table = read.open_table(JMT_BUCKETS).unwrap();
+                    let (first, last) = (buckets::bucket_key(version, &[]), buckets::bucket_key(version, &[15; 3]));
+                    for entry in table.range::<&buckets::BucketKey>(&first..=&last).unwrap() {
+                        let (key, bucket) = entry.unwrap();
+                        let mut entries = buckets::decode_bucket(bucket.value()).unwrap();
+                        prop_assert_eq!(&buckets::encode_bucket(&mut entries.clone()).unwrap(), &bucket.value().to_vec());
+                        for (nibbles, stored) in entries.drain(..) {
+                            prop_assert_eq!(&buckets::bucket_key(version, &nibbles), key.value());
+                            let node = expected.remove(&nibbles).expect("a node of the batch, stored once");
+                            prop_assert_eq!(decode_node(&stored).unwrap(), node);
+                        }
+                    }
+                    prop_assert!(expected.is_empty(), "{} nodes of the batch not stored", expected.len());
                     for (key, value) in diff {
                         match value {
                             Some(v) => latest.insert(key.clone(), v.clone()),

@@ -21,9 +21,9 @@
 //!
 //! Null nodes keep `jmt`'s borsh form (tag 0), and so do leaves and internal nodes of files
 //! written before these forms (tags 1 and 2; such a leaf's value is in the `jmt_values`
-//! table), which still read. `jmt` keeps the constructors of internal nodes private, so
-//! decoding expands the compact form into the borsh form and lets borsh build the node; a
-//! property test checks the round trip against `jmt`'s own encoding.
+//! table), which still read. The compact form decodes straight into `jmt`'s `InternalNode`
+//! (through the types `patches/jmt` exports); a property test checks the round trip
+//! against `jmt`'s own encoding.
 
 use jmt::storage::{Child, Children, InternalNode, LeafNode, Nibble, Node, NodeType};
 
