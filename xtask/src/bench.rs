@@ -130,11 +130,10 @@ fn light_client() -> Result<()> {
 }
 
 fn node(args: &str) -> Result<()> {
+    // One invocation: built apart, the two would unify dependency features differently and
+    // the second build would recompile most of the graph.
     cmd::run(&mut cmd::new(
-        "cargo build --release -p medledger-node --bin medledger-node",
-    ))?;
-    cmd::run(&mut cmd::new(
-        "cargo build --release -p medledger-tests --bin node_bench",
+        "cargo build --release -p medledger-node --bin medledger-node -p medledger-tests --bin node_bench",
     ))?;
     let release = release_dir();
     let run = |args: &[&str]| {
@@ -157,27 +156,30 @@ fn node(args: &str) -> Result<()> {
     Ok(())
 }
 
-/// Builds the release relay, then runs `relay_bench` (release) against it.
+/// Builds the release relay and `relay_bench`, then runs the bench against that relay.
 fn relay() -> Result<()> {
     cmd::run(&mut cmd::new(
-        "cargo build --release -p medledger-relay --bin medledger-relay",
+        "cargo build --release -p medledger-relay --bin medledger-relay -p medledger-tests --bin relay_bench",
     ))?;
-    let relay_bin = release_dir().join("medledger-relay");
-    let mut bench = cmd::new("cargo run --release -p medledger-tests --bin relay_bench");
-    bench.env("MEDLEDGER_RELAY_BIN", relay_bin);
+    let release = release_dir();
+    let mut bench = std::process::Command::new(release.join("relay_bench"));
+    bench
+        .env("MEDLEDGER_RELAY_BIN", release.join("medledger-relay"))
+        .current_dir(cmd::root());
     cmd::run(&mut bench)
 }
 
-/// Builds the release node and relay, then runs `gateway_bench` (release) against them.
+/// Builds the release node, relay and `gateway_bench`, then runs the bench against them.
 fn gateway() -> Result<()> {
     cmd::run(&mut cmd::new(
-        "cargo build --release -p medledger-node --bin medledger-node -p medledger-relay --bin medledger-relay",
+        "cargo build --release -p medledger-node --bin medledger-node -p medledger-relay --bin medledger-relay -p medledger-tests --bin gateway_bench",
     ))?;
     let release = release_dir();
-    let mut bench = cmd::new("cargo run --release -p medledger-tests --bin gateway_bench");
+    let mut bench = std::process::Command::new(release.join("gateway_bench"));
     bench
         .env("MEDLEDGER_NODE_BIN", release.join("medledger-node"))
-        .env("MEDLEDGER_RELAY_BIN", release.join("medledger-relay"));
+        .env("MEDLEDGER_RELAY_BIN", release.join("medledger-relay"))
+        .current_dir(cmd::root());
     cmd::run(&mut bench)
 }
 

@@ -53,7 +53,7 @@ struct Args {
     #[arg(long, default_value_t = 10_000)]
     accounts: usize,
     /// Offered loads to sweep, tx/s, in order.
-    #[arg(long, value_delimiter = ',', default_value = "500,1000,2000,4000")]
+    #[arg(long, value_delimiter = ',', default_value = "500,1000,2000,3000,4000")]
     rates: Vec<u64>,
     /// Seconds of load per offered rate.
     #[arg(long, default_value_t = 30)]
