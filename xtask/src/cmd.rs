@@ -26,7 +26,25 @@ pub fn new(line: &str) -> Command {
     let mut words = line.split_whitespace();
     let mut cmd = Command::new(words.next().expect("a command line names a program"));
     cmd.args(words).current_dir(root());
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(set_by_cargo_run) {
+            cmd.env_remove(name);
+        }
+    }
     cmd
+}
+
+/// Whether `name` is one of the variables `cargo run` sets for xtask itself. A nested cargo
+/// must not see them: build scripts such as ring's rerun when `CARGO_PKG_NAME` or
+/// `CARGO_MANIFEST_DIR` change, so a build under `cargo xtask` and the same build from a shell
+/// would each recompile ring and everything above it (rustls, libp2p's TLS and QUIC…).
+fn set_by_cargo_run(name: &str) -> bool {
+    name.starts_with("CARGO_PKG_")
+        || name.starts_with("CARGO_MANIFEST_")
+        || matches!(
+            name,
+            "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE" | "OUT_DIR"
+        )
 }
 
 /// Prints the command, runs it with inherited output, and fails if it exits non-zero.
