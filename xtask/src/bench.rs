@@ -129,21 +129,38 @@ fn light_client() -> Result<()> {
     cmd::run(&mut wasm)
 }
 
-fn node(args: &str) -> Result<()> {
-    // One invocation: built apart, the two would unify dependency features differently and
-    // the second build would recompile most of the graph.
-    cmd::run(&mut cmd::new(
-        "cargo build --release -p medledger-node --bin medledger-node -p medledger-tests --bin node_bench",
-    ))?;
+/// A release binary a bench drives, which is also its package's name, and the variable that
+/// tells the bench where it is.
+type Server = (&'static str, &'static str);
+const NODE: Server = ("medledger-node", "MEDLEDGER_NODE_BIN");
+const RELAY: Server = ("medledger-relay", "MEDLEDGER_RELAY_BIN");
+
+/// Builds `servers` and the `medledger-tests` binary `bench` with `--release` in one cargo
+/// invocation: built apart, they would unify dependency features differently and the second
+/// build would recompile most of the graph.
+fn build_bench(bench: &str, servers: &[Server]) -> Result<()> {
+    let mut line = String::from("cargo build --release");
+    for (binary, _) in servers {
+        line += &format!(" -p {binary} --bin {binary}");
+    }
+    line += &format!(" -p medledger-tests --bin {bench}");
+    cmd::run(&mut cmd::new(&line))
+}
+
+/// The release `bench`, run from the workspace root with each server's variable set.
+fn bench_command(bench: &str, servers: &[Server]) -> std::process::Command {
     let release = release_dir();
-    let run = |args: &[&str]| {
-        let mut bench = std::process::Command::new(release.join("node_bench"));
-        bench
-            .args(args)
-            .env("MEDLEDGER_NODE_BIN", release.join("medledger-node"))
-            .current_dir(cmd::root());
-        cmd::run(&mut bench)
-    };
+    let mut command = std::process::Command::new(release.join(bench));
+    command.current_dir(cmd::root());
+    for (binary, variable) in servers {
+        command.env(variable, release.join(binary));
+    }
+    command
+}
+
+fn node(args: &str) -> Result<()> {
+    build_bench("node_bench", &[NODE])?;
+    let run = |args: &[&str]| cmd::run(bench_command("node_bench", &[NODE]).args(args));
     run(&args.split_whitespace().collect::<Vec<_>>())?;
     if args.trim().is_empty() {
         // Four validators on this machine's two cores share every core, so work that overlaps
@@ -158,29 +175,14 @@ fn node(args: &str) -> Result<()> {
 
 /// Builds the release relay and `relay_bench`, then runs the bench against that relay.
 fn relay() -> Result<()> {
-    cmd::run(&mut cmd::new(
-        "cargo build --release -p medledger-relay --bin medledger-relay -p medledger-tests --bin relay_bench",
-    ))?;
-    let release = release_dir();
-    let mut bench = std::process::Command::new(release.join("relay_bench"));
-    bench
-        .env("MEDLEDGER_RELAY_BIN", release.join("medledger-relay"))
-        .current_dir(cmd::root());
-    cmd::run(&mut bench)
+    build_bench("relay_bench", &[RELAY])?;
+    cmd::run(&mut bench_command("relay_bench", &[RELAY]))
 }
 
 /// Builds the release node, relay and `gateway_bench`, then runs the bench against them.
 fn gateway() -> Result<()> {
-    cmd::run(&mut cmd::new(
-        "cargo build --release -p medledger-node --bin medledger-node -p medledger-relay --bin medledger-relay -p medledger-tests --bin gateway_bench",
-    ))?;
-    let release = release_dir();
-    let mut bench = std::process::Command::new(release.join("gateway_bench"));
-    bench
-        .env("MEDLEDGER_NODE_BIN", release.join("medledger-node"))
-        .env("MEDLEDGER_RELAY_BIN", release.join("medledger-relay"))
-        .current_dir(cmd::root());
-    cmd::run(&mut bench)
+    build_bench("gateway_bench", &[NODE, RELAY])?;
+    cmd::run(&mut bench_command("gateway_bench", &[NODE, RELAY]))
 }
 
 /// Builds the dashboard as the demo serves it and prints what a browser downloads.
